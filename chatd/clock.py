@@ -1,0 +1,74 @@
+"""Time as chatd stores it (UTC microseconds since the Unix epoch) and shows it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+class BadTimeError(ValueError):
+    """A date or time given by a user could not be read."""
+
+
+def now_us() -> int:
+    """The current time in UTC microseconds."""
+    return time.time_ns() // 1000
+
+
+class StampFormatter:
+    """Formats stored timestamps as "YYYY-MM-DD HH:MM:SS", in local time or UTC.
+
+    Exports format millions of stamps, mostly a few per second, so the text
+    of the last whole second is kept and reused.
+    """
+
+    __slots__ = ("_convert", "_last_second", "_last_text")
+
+    def __init__(self, *, utc: bool = False) -> None:
+        self._convert = time.gmtime if utc else time.localtime
+        self._last_second = -1
+        self._last_text = ""
+
+    def __call__(self, stamp_us: int) -> str:
+        second = stamp_us // 1_000_000
+        if second != self._last_second:
+            self._last_second = second
+            self._last_text = time.strftime("%Y-%m-%d %H:%M:%S", self._convert(second))
+        return self._last_text
+
+    def day(self, stamp_us: int) -> str:
+        """The calendar day of a stamp, "YYYY-MM-DD"."""
+        return self(stamp_us)[:10]
+
+
+def parse_when(text: str, *, utc: bool = False, end_of_day: bool = False) -> int:
+    """Read a user's date or date-time ("2026-11-23", "2026-11-23 14:05") as UTC microseconds.
+
+    Without a zone the time is local (or UTC when `utc`). A bare date means the
+    start of that day, or the start of the next one when `end_of_day`, so
+    `--until 2026-11-23` includes all of the 23rd.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day)
+            if end_of_day:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise BadTimeError(
+            f"cannot read {text!r} as a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC) if utc else moment.astimezone()
+    return (moment - _EPOCH) // _ONE_US
+
+
+def day_bounds(day_text: str, *, utc: bool = False) -> tuple[int, int]:
+    """The [start, end) of one calendar day in UTC microseconds."""
+    return parse_when(day_text, utc=utc), parse_when(day_text, utc=utc, end_of_day=True)

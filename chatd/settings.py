@@ -1,0 +1,161 @@
+"""Every option and limit of the server, with its default and the reason for it.
+
+`chatd serve` builds its flags from this one dataclass (`--max-line-bytes`,
+`CHATD_MAX_LINE_BYTES`, ...), and the README's settings table lists the same
+fields, so the code, the CLI and the documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot work with."""
+
+
+def _setting(default: Any, why: str, *, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": why, "minimum": minimum})
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup pinning)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Options and limits of one chatd server."""
+
+    # --- where and what ---------------------------------------------------
+    host: str = _setting("0.0.0.0", "interface to listen on (0.0.0.0: every IPv4 interface)")  # noqa: S104
+    port: int = _setting(1024, "TCP port to listen on (0 picks a free one)", minimum=0)
+    db: Path = _setting(Path("chat.db"), "SQLite database file, created if missing")
+    users_file: Path = _setting(
+        Path("users.txt"), "accounts imported on start (new ones only); may be missing"
+    )
+    tls_cert: Path | None = _setting(None, "PEM certificate: serve TLS instead of plain TCP")
+    tls_key: Path | None = _setting(None, "PEM private key for --tls-cert")
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR, written to stderr")
+    bcrypt_rounds: int = _setting(
+        12, "bcrypt cost of new hashes; older hashes are upgraded at login", minimum=4
+    )
+
+    # --- input limits -----------------------------------------------------
+    max_line_bytes: int = _setting(
+        2048, "longest line a client may send; also bounds each read buffer", minimum=64
+    )
+    rate_burst: int = _setting(
+        20, "lines a client may send at once before the rate limit applies", minimum=1
+    )
+    rate_per_second: float = _setting(
+        5.0, "lines per second a client may send sustained (0 turns rate limiting off)", minimum=0
+    )
+    rate_strikes: int = _setting(
+        10, "lines refused for flooding before the client is disconnected", minimum=1
+    )
+
+    # --- output -----------------------------------------------------------
+    sendq_bytes: int = _setting(
+        256 * 1024,
+        "bytes queued for a client that is not reading before it is cut off (SendQ exceeded)",
+        minimum=4096,
+    )
+    quiet_joins_above: int = _setting(
+        50, "join/leave notices are not broadcast while more users than this are online", minimum=0
+    )
+    history_default: int = _setting(20, "entries /history shows without a number", minimum=1)
+    history_max: int = _setting(500, "most entries one /history may ask for", minimum=1)
+
+    # --- logins and connections --------------------------------------------
+    login_deadline_s: float = _setting(
+        60.0, "seconds a connection may take to log in before it is closed", minimum=1
+    )
+    login_attempts: int = _setting(
+        3, "failed logins on one connection before it is closed", minimum=1
+    )
+    max_connections: int = _setting(
+        1000, "open connections in total; more are refused with a reason", minimum=1
+    )
+    max_per_address: int = _setting(
+        50, "open connections from one IP address (a classroom behind NAT shares one)", minimum=1
+    )
+    bcrypt_workers: int = _setting(
+        0,
+        "password checks run at once (0: one per CPU), so a login storm cannot starve chat",
+        minimum=0,
+    )
+
+    shutdown_grace_s: float = _setting(
+        5.0, "seconds sessions get at shutdown to finish the line they are on", minimum=0
+    )
+
+    # --- storage ----------------------------------------------------------
+    commit_batch: int = _setting(
+        1024, "most messages committed in one transaction (group commit)", minimum=1
+    )
+
+    def checked(self) -> Settings:
+        """Return these settings if every value is usable, else raise ConfigError."""
+        for f in fields(self):
+            minimum = f.metadata.get("minimum")
+            value = getattr(self, f.name)
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"--{flag_name(f.name)} must be at least {minimum:g}")
+        if self.port > 65535:
+            raise ConfigError("--port must be at most 65535")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("--log-level must be DEBUG, INFO, WARNING or ERROR")
+        return self
+
+    @property
+    def hash_workers(self) -> int:
+        """How many bcrypt checks may run at once."""
+        return self.bcrypt_workers or available_cpus()
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def flag_name(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def env_name(field_name: str) -> str:
+    return "CHATD_" + field_name.upper()
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """What the CLI and the README need to know about one setting."""
+
+    name: str
+    flag: str
+    env: str
+    default: Any
+    type: Any
+    help: str
+
+
+def describe_settings() -> list[SettingInfo]:
+    """Every setting, in declaration order."""
+    hints = get_type_hints(Settings)
+    return [
+        SettingInfo(
+            name=f.name,
+            flag="--" + flag_name(f.name),
+            env=env_name(f.name),
+            default=f.default,
+            type=hints[f.name],
+            help=f.metadata["help"],
+        )
+        for f in fields(Settings)
+    ]

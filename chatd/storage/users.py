@@ -1,0 +1,159 @@
+"""Accounts in the database. Names are matched regardless of case (COLLATE NOCASE)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chatd.clock import now_us
+
+ROLES = ("user", "admin")
+
+
+class DuplicateUserError(ValueError):
+    """An account with that name (in any case) exists already."""
+
+
+class UnknownUserError(LookupError):
+    """No account has that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    role: str
+    disabled: bool
+    created_at: int
+    last_login_at: int | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """One row of `chatd-admin list-users`."""
+
+    username: str
+    role: str
+    disabled: bool
+    created_at: int
+    last_login_at: int | None
+    messages: int
+
+
+_USER_COLUMNS = "id, username, password_hash, role, disabled, created_at, last_login_at"
+
+
+def _user(row: tuple[int, str, str, str, int, int, int | None]) -> User:
+    return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+def find(conn: sqlite3.Connection, username: str) -> User | None:
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)
+    ).fetchone()
+    return None if row is None else _user(row)
+
+
+def get(conn: sqlite3.Connection, username: str) -> User:
+    user = find(conn, username)
+    if user is None:
+        raise UnknownUserError(f"no user named {username!r}")
+    return user
+
+
+def existing_names(conn: sqlite3.Connection, usernames: Iterable[str]) -> set[str]:
+    """Which of these names (case-folded) already have an account."""
+    found: set[str] = set()
+    names = list(usernames)
+    for start in range(0, len(names), 500):  # stay under SQLite's variable limit
+        chunk = names[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT username FROM users WHERE username IN ({marks})", chunk)
+        found.update(name.lower() for (name,) in rows)
+    return found
+
+
+def add(conn: sqlite3.Connection, username: str, password_hash: str, role: str = "user") -> User:
+    try:
+        conn.execute(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+            (username, password_hash, role, now_us()),
+        )
+    except sqlite3.IntegrityError:
+        raise DuplicateUserError(f"user {username!r} already exists") from None
+    return get(conn, username)
+
+
+def add_many(conn: sqlite3.Connection, accounts: Iterable[tuple[str, str]]) -> int:
+    """Add (username, hash) pairs, skipping names that exist; return how many were added."""
+    created = now_us()
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (username) DO NOTHING",
+        ((name, hashed, created) for name, hashed in accounts),
+    )
+    return conn.total_changes - before
+
+
+def _update(conn: sqlite3.Connection, username: str, assignment: str, value: object) -> None:
+    cursor = conn.execute(
+        f"UPDATE users SET {assignment} = ? WHERE username = ?", (value, username)
+    )
+    if cursor.rowcount == 0:
+        raise UnknownUserError(f"no user named {username!r}")
+
+
+def set_password(conn: sqlite3.Connection, username: str, password_hash: str) -> None:
+    _update(conn, username, "password_hash", password_hash)
+
+
+def set_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -> None:
+    _update(conn, username, "disabled", int(disabled))
+
+
+def set_role(conn: sqlite3.Connection, username: str, role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    _update(conn, username, "role", role)
+
+
+def record_login(
+    conn: sqlite3.Connection, user_id: int, at: int, new_hash: str | None = None
+) -> None:
+    """Note a successful login, upgrading the stored hash when one is given."""
+    if new_hash is None:
+        conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (at, user_id))
+    else:
+        conn.execute(
+            "UPDATE users SET last_login_at = ?, password_hash = ? WHERE id = ?",
+            (at, new_hash, user_id),
+        )
+
+
+def remove(conn: sqlite3.Connection, username: str) -> None:
+    """Delete an account; its messages stay, with the name kept and the id cleared."""
+    cursor = conn.execute("DELETE FROM users WHERE username = ?", (username,))
+    if cursor.rowcount == 0:
+        raise UnknownUserError(f"no user named {username!r}")
+
+
+def summaries(conn: sqlite3.Connection) -> list[UserSummary]:
+    """Every account with its message count, by name."""
+    rows = conn.execute(
+        "SELECT u.username, u.role, u.disabled, u.created_at, u.last_login_at,"
+        " (SELECT count(*) FROM messages m WHERE m.sender_id = u.id"
+        "  AND m.kind IN ('public', 'private', 'announce'))"
+        " FROM users u ORDER BY u.username"
+    )
+    return [UserSummary(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
