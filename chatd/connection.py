@@ -1,0 +1,172 @@
+"""One client's socket, as the event loop sees it: lines in, batched bytes out.
+
+Incoming bytes are framed into lines (bounded, see `wire.LineFramer`) and
+queued for the session, which takes them one at a time; when the session
+falls behind, reading pauses and TCP pushes back on the client.
+
+Outgoing lines are not written one by one: they are queued, and the server
+flushes every connection that has something queued once per turn of the
+event loop, so a client gets one `send()` however many lines were produced
+for it. A client that does not read fills the kernel's buffer and then ours;
+past `sendq_bytes` it is cut off ("SendQ exceeded") so it cannot hold up
+anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from chatd.wire import Frame, LineFramer, encode_line
+
+if TYPE_CHECKING:
+    from chatd.server import ChatServer
+
+log = logging.getLogger(__name__)
+
+# Lines a session may have waiting before we stop reading from its socket.
+_PAUSE_READING_AT = 64
+_RESUME_READING_AT = 16
+
+
+class Connection(asyncio.Protocol):
+    """The asyncio protocol for one client socket."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.address = ""  # the client's IP address, for per-address limits
+        self._framer = LineFramer(server.settings.max_line_bytes)
+        self._frames: deque[Frame] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._input_ended = False
+        self._reading_paused = False
+        self._outgoing: list[bytes] = []
+        self._flush_queued = False
+        self.gone = False  # the socket is closed or closing: sends are dropped
+        self.close_reason = ""  # why the server cut the client off, if it did
+
+    # --- asyncio's callbacks ------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.address = str(peer[0])
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.server.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        frames = self._framer.feed(data)
+        if not frames:
+            return
+        self._frames.extend(frames)
+        self._wake_reader()
+        if len(self._frames) >= _PAUSE_READING_AT and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        # The client will send nothing more, but it may still be reading:
+        # keep the socket open until its session has answered every line.
+        self.end_input()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        self._outgoing.clear()
+        self.end_input()
+        self.server.connection_closed(self)
+
+    # --- for the session --------------------------------------------------------
+
+    async def next_frame(self) -> Frame | None:
+        """The next line (or framing error) the client sent; None once it sends no more."""
+        while not self._frames:
+            if self._input_ended:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        frame = self._frames.popleft()
+        if self._reading_paused and len(self._frames) <= _RESUME_READING_AT and not self.gone:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        return frame
+
+    def end_input(self) -> None:
+        """Take no more lines: the session sees the end of input once it has read what came."""
+        self._input_ended = True
+        self._wake_reader()
+
+    def stop_reading(self) -> None:
+        """Drop what the client sent but the session has not read yet, and read no more."""
+        self._frames.clear()
+        if not self.gone and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+        self.end_input()
+
+    def send(self, text: str) -> None:
+        self.send_bytes(encode_line(text))
+
+    def send_lines(self, lines: list[str]) -> None:
+        self.send_bytes(b"".join(encode_line(line) for line in lines))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Queue bytes for this client; they leave at the end of this turn of the loop."""
+        if self.gone:
+            return
+        self._outgoing.append(data)
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.server.queue_flush(self)
+
+    def flush(self) -> None:
+        """Hand everything queued to the socket in one write."""
+        self._flush_queued = False
+        if self.gone or not self._outgoing:
+            self._outgoing.clear()
+            return
+        outgoing = self._outgoing
+        data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+        outgoing.clear()
+        transport = self._transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.settings.sendq_bytes:
+            log.warning("%s: SendQ exceeded, disconnecting a client that does not read", self.peer)
+            self.abort("SendQ exceeded")
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        if self.gone:
+            return
+        self.flush()
+        self.gone = True
+        self._transport.close()
+
+    def abort(self, reason: str = "") -> None:
+        """Close at once, dropping whatever has not been sent."""
+        if reason and not self.close_reason:
+            self.close_reason = reason
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+        self.gone = True
+        self._outgoing.clear()
+        self.end_input()
+
+    # --- inside ---------------------------------------------------------------
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        assert self.transport is not None, "used before connection_made"
+        return self.transport
+
+    def _wake_reader(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
