@@ -1,0 +1,1 @@
+"""chatd-admin: manage chatd accounts, query and export the chat logs."""
