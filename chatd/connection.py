@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 # Lines a session may have waiting before we stop reading from its socket.
 _PAUSE_READING_AT = 64
 _RESUME_READING_AT = 16
+# The kernel's send buffer per socket. Left alone, Linux grows it up to 4 MB
+# for a client that does not read; fixed, `sendq_bytes` is the real bound on
+# what a stalled client can cost. Chat needs little bandwidth per client.
+_SOCKET_SEND_BUFFER = 64 * 1024
 
 
 class Connection(asyncio.Protocol):
@@ -53,6 +58,9 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_SEND_BUFFER)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.address = str(peer[0])

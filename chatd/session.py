@@ -73,6 +73,8 @@ class Session:
             pass
         finally:
             if self.user is not None:
+                if self.conn.close_reason:
+                    self.leave_reason = f"was disconnected ({self.conn.close_reason})"
                 self.server.leave(self)
             self.conn.close()
 

@@ -113,7 +113,7 @@ class LineClient:
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no complete line within {timeout}s; got {self.received[-5:]}")
+                raise TimeoutError(f"no complete line within {timeout}s")
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
@@ -139,17 +139,19 @@ class LineClient:
                 line = self.read_line(max(remaining, 0.001))
             except TimeoutError:
                 pytest.fail(
-                    f"{self.name or 'client'}: no line matching {pattern!r}; last lines: "
-                    f"{self.received[-8:]}"
+                    f"{self.name or 'client'}: no line matching {pattern!r}; {self._tail()}"
                 )
             if line is None:
                 pytest.fail(
-                    f"{self.name or 'client'}: connection closed while expecting "
-                    f"{pattern!r}; last lines: {self.received[-8:]}"
+                    f"{self.name or 'client'}: closed while expecting {pattern!r}; {self._tail()}"
                 )
             match = regex.search(line)
             if match:
                 return match
+
+    def _tail(self) -> str:
+        shown = [line if len(line) <= 100 else line[:100] + "..." for line in self.received[-8:]]
+        return f"last lines: {shown}"
 
     def lines_until(self, pattern: str, timeout: float = TIMEOUT) -> list[str]:
         """Every line up to and including the one matching `pattern`."""
