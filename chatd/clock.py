@@ -44,6 +44,13 @@ class StampFormatter:
         return self(stamp_us)[:10]
 
 
+def iso_time(stamp_us: int, *, utc: bool = False) -> str:
+    """A stored timestamp as ISO 8601 with its offset, for JSON output."""
+    seconds, micros = divmod(stamp_us, 1_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+    return (moment if utc else moment.astimezone()).isoformat()
+
+
 def parse_when(text: str, *, utc: bool = False, end_of_day: bool = False) -> int:
     """Read a user's date or date-time ("2026-11-23", "2026-11-23 14:05") as UTC microseconds.
 

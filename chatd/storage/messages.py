@@ -111,3 +111,133 @@ def iter_personal_history(conn: sqlite3.Connection, user_id: int) -> Iterator[St
 
 def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
+# --- admin queries -------------------------------------------------------------
+
+
+class SearchSyntaxError(ValueError):
+    """The search text has nothing to search for."""
+
+
+def fts_query(text: str) -> str:
+    """A user's search words as an FTS5 query: every word must appear, taken literally;
+    a trailing * matches any word starting so ("pizz*")."""
+    terms = []
+    for word in text.split():
+        prefix = len(word) > 1 and word.endswith("*")
+        literal = word.rstrip("*")
+        if literal:
+            terms.append('"' + literal.replace('"', '""') + '"' + ("*" if prefix else ""))
+    if not terms:
+        raise SearchSyntaxError("the search text has no words")
+    return " ".join(terms)
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """What `chatd-admin logs` asks for; None means "any"."""
+
+    sender: str | None = None
+    since: int | None = None  # UTC microseconds, inclusive
+    until: int | None = None  # exclusive
+    text: str | None = None  # search words, see fts_query
+    limit: int | None = None  # the latest N; None for all
+
+
+def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[StoredMessage]:
+    """Messages matching `q`, oldest first (the latest `q.limit` of them if it is set)."""
+    tables = "messages m"
+    conditions = []
+    params: dict[str, object] = {"limit": -1 if q.limit is None else q.limit}
+    if q.text is not None:
+        tables += " JOIN messages_fts ON messages_fts.rowid = m.id"
+        conditions.append("messages_fts MATCH :text")
+        params["text"] = fts_query(q.text)
+    if q.sender is not None:
+        conditions.append("m.sender = :sender COLLATE NOCASE")
+        params["sender"] = q.sender
+    if q.since is not None:
+        conditions.append("m.sent_at >= :since")
+        params["since"] = q.since
+    if q.until is not None:
+        conditions.append("m.sent_at < :until")
+        params["until"] = q.until
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+    columns = "m.id, m.sent_at, m.kind, m.sender, m.recipient, m.body"
+    if q.limit is None:
+        rows = conn.execute(
+            f"SELECT {columns} FROM {tables}{where} ORDER BY m.sent_at, m.id", params
+        )
+        return map(_stored, rows)
+    latest = conn.execute(
+        f"SELECT {columns} FROM {tables}{where} ORDER BY m.sent_at DESC, m.id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    latest.reverse()
+    return map(_stored, latest)
+
+
+_PUBLIC_LOG = (
+    " FROM messages WHERE kind IN ('public', 'announce', 'join', 'leave')"
+    " AND sent_at >= :since AND sent_at < :until"
+)
+
+
+def iter_public_log(conn: sqlite3.Connection, since: int, until: int) -> Iterator[StoredMessage]:
+    """Every public message, announcement, join and leave in [since, until), in order."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}{_PUBLIC_LOG} ORDER BY sent_at, id", {"since": since, "until": until}
+    )
+    return map(_stored, rows)
+
+
+def count_public_log(conn: sqlite3.Connection, since: int, until: int) -> int:
+    row = conn.execute(f"SELECT count(*){_PUBLIC_LOG}", {"since": since, "until": until})
+    return int(row.fetchone()[0])
+
+
+def count_personal_history(conn: sqlite3.Connection, user_id: int) -> int:
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM messages WHERE sender_id = :user"
+        "  AND kind IN ('public', 'private', 'announce'))"
+        " + (SELECT count(*) FROM messages WHERE recipient_id = :user AND sender_id IS NOT :user)",
+        {"user": user_id},
+    )
+    return int(row.fetchone()[0])
+
+
+def time_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """The times of the first and the last message, if there are any."""
+    first, last = conn.execute("SELECT min(sent_at), max(sent_at) FROM messages").fetchone()
+    return None if first is None else (first, last)
+
+
+def counts_by_kind(conn: sqlite3.Connection) -> dict[Kind, int]:
+    rows = conn.execute("SELECT kind, count(*) FROM messages GROUP BY kind")
+    return {Kind(kind): number for kind, number in rows}
+
+
+def counts_by_day(
+    conn: sqlite3.Connection, since: int, *, utc: bool = False
+) -> list[tuple[str, int]]:
+    """(YYYY-MM-DD, messages said) for each day with messages since `since`."""
+    zone = "" if utc else ", 'localtime'"
+    rows = conn.execute(
+        f"SELECT date(sent_at / 1000000, 'unixepoch'{zone}) AS day, count(*) FROM messages"
+        " WHERE sent_at >= :since AND kind IN ('public', 'private', 'announce')"
+        " GROUP BY day ORDER BY day",
+        {"since": since},
+    )
+    return [(day, number) for day, number in rows]
+
+
+def most_active(conn: sqlite3.Connection, top: int) -> list[tuple[str, int]]:
+    """The `top` senders by messages said, most first."""
+    rows = conn.execute(
+        "SELECT sender, count(*) AS said FROM messages"
+        " WHERE kind IN ('public', 'private', 'announce')"
+        " GROUP BY sender COLLATE NOCASE ORDER BY said DESC, sender LIMIT :top",
+        {"top": top},
+    )
+    return [(name, number) for name, number in rows]

@@ -67,6 +67,12 @@ def get(conn: sqlite3.Connection, username: str) -> User:
     return user
 
 
+def every_user(conn: sqlite3.Connection) -> list[User]:
+    """Every account, by name."""
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")
+    return [_user(row) for row in rows]
+
+
 def existing_names(conn: sqlite3.Connection, usernames: Iterable[str]) -> set[str]:
     """Which of these names (case-folded) already have an account."""
     found: set[str] = set()
