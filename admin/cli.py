@@ -1,9 +1,14 @@
-"""The `chatd-admin` command: accounts, log queries, exports and the schema."""
+"""The `chatd-admin` command: accounts, log queries, exports and the schema.
+
+Every command takes `--db` (or CHATD_DB) and brings the database's schema up
+to date before it works. Commands that add accounts create a missing
+database; the others refuse one that does not exist.
+"""
 
 from __future__ import annotations
 
-import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,12 +16,27 @@ from typing import Annotated
 
 import typer
 
-from admin.progress import progress
+from admin import output
+from admin.exports import export_history as write_history
+from admin.exports import export_logs as write_logs
+from admin.progress import no_progress, progress
 from chatd import accounts
 from chatd.accounts import AccountError, PasswordHasher, UsersFileError
 from chatd.cliapp import fail, run_app
+from chatd.clock import BadTimeError, StampFormatter, day_bounds, iso_time, now_us, parse_when
 from chatd.settings import Settings
-from chatd.storage import DatabaseMissingError, MigrationError, connect, migrations, open_database
+from chatd.storage import (
+    DatabaseMissingError,
+    MigrationError,
+    connect,
+    messages,
+    migrations,
+    open_database,
+    transaction,
+    users,
+)
+from chatd.storage.messages import LogQuery, SearchSyntaxError
+from chatd.storage.users import DuplicateUserError, UnknownUserError
 
 app = typer.Typer(
     help="Manage chatd accounts, query and export the chat logs.",
@@ -24,20 +44,29 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DbOption = Annotated[Path, typer.Option("--db", envvar="CHATD_DB", help="The chatd database file.")]
+_DEFAULTS = Settings()
+
+DbOption = Annotated[Path, typer.Option("--db", envvar="CHATD_DB", help="The chatd database.")]
 RoundsOption = Annotated[
     int,
     typer.Option(
         "--bcrypt-rounds", envvar="CHATD_BCRYPT_ROUNDS", min=4, max=31, help="bcrypt cost."
     ),
 ]
-_DEFAULT_DB = Settings().db
-_DEFAULT_ROUNDS = Settings().bcrypt_rounds
+UserArgument = Annotated[str, typer.Argument(help="The account's username.", show_default=False)]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of stdin, no prompt."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UtcOption = Annotated[bool, typer.Option("--utc", help="Show and read times in UTC, not local.")]
 
 
 @contextmanager
 def database(path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-    """An up-to-date connection, or one clear error line (a missing file is not created)."""
+    """An up-to-date connection, or one clear error line."""
     try:
         conn = open_database(path, create=create)
     except DatabaseMissingError:
@@ -48,10 +77,145 @@ def database(path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection
         fail(f"cannot open database {path}: {exc}")
     try:
         yield conn
+    except UnknownUserError as exc:
+        fail(str(exc))
     except sqlite3.OperationalError as exc:
         fail(f"database error: {exc}")
     finally:
         conn.close()
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            fail("no password on stdin")
+        password = line.removesuffix("\n").removesuffix("\r")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.check_password(password)
+    except AccountError as exc:
+        fail(str(exc))
+    return password
+
+
+def _when(text: str | None, *, utc: bool, end_of_day: bool = False) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_when(text, utc=utc, end_of_day=end_of_day)
+    except BadTimeError as exc:
+        fail(str(exc), code=2)
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+@app.command("add-user")
+def add_user(
+    username: UserArgument,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Give the account the admin role.")
+    ] = False,
+    password_stdin: PasswordStdin = False,
+    db: DbOption = _DEFAULTS.db,
+    bcrypt_rounds: RoundsOption = _DEFAULTS.bcrypt_rounds,
+) -> None:
+    """Create an account (the password is asked twice, hidden)."""
+    try:
+        accounts.check_username(username)
+    except AccountError as exc:
+        fail(str(exc))
+    with database(db, create=True) as conn:
+        if users.find(conn, username) is not None:
+            fail(f"user {username!r} already exists")
+        hashed = PasswordHasher(bcrypt_rounds).hash(_read_new_password(password_stdin))
+        try:
+            with transaction(conn):
+                users.add(conn, username, hashed, "admin" if admin else "user")
+        except DuplicateUserError as exc:
+            fail(str(exc))
+    typer.echo(f"Added {'admin' if admin else 'user'} {username}.")
+
+
+@app.command("remove-user")
+def remove_user(
+    username: UserArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Delete an account; the messages it wrote stay in the logs under its name."""
+    with database(db) as conn:
+        users.get(conn, username)
+        if not yes:
+            typer.confirm(
+                f"Remove {username}? Their messages stay in the logs.", abort=True, err=True
+            )
+        with transaction(conn):
+            users.remove(conn, username)
+    typer.echo(f"Removed {username}.")
+
+
+@app.command()
+def passwd(
+    username: UserArgument,
+    password_stdin: PasswordStdin = False,
+    db: DbOption = _DEFAULTS.db,
+    bcrypt_rounds: RoundsOption = _DEFAULTS.bcrypt_rounds,
+) -> None:
+    """Set an account's password (asked twice, hidden)."""
+    with database(db) as conn:
+        users.get(conn, username)
+        hashed = PasswordHasher(bcrypt_rounds).hash(_read_new_password(password_stdin))
+        with transaction(conn):
+            users.set_password(conn, username, hashed)
+    typer.echo(f"Password of {username} changed.")
+
+
+def _set_disabled(username: str, db: Path, disabled: bool) -> None:
+    with database(db) as conn, transaction(conn):
+        users.set_disabled(conn, username, disabled)
+    typer.echo(f"{username} {'disabled: they can no longer log in' if disabled else 'enabled'}.")
+
+
+@app.command("disable-user")
+def disable_user(username: UserArgument, db: DbOption = _DEFAULTS.db) -> None:
+    """Stop an account from logging in (its history is kept)."""
+    _set_disabled(username, db, True)
+
+
+@app.command("enable-user")
+def enable_user(username: UserArgument, db: DbOption = _DEFAULTS.db) -> None:
+    """Let a disabled account log in again."""
+    _set_disabled(username, db, False)
+
+
+@app.command("set-role")
+def set_role(
+    username: UserArgument,
+    role: Annotated[str, typer.Argument(help="user or admin.", show_default=False)],
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Make an account an admin (may /announce and /kick) or a plain user."""
+    if role not in users.ROLES:
+        fail(f"role must be one of: {', '.join(users.ROLES)}", code=2)
+    with database(db) as conn, transaction(conn):
+        users.set_role(conn, username, role)
+    typer.echo(f"{username} is now {'an admin' if role == 'admin' else 'a user'}.")
+
+
+@app.command("list-users")
+def list_users(
+    json: JsonOption = False, utc: UtcOption = False, db: DbOption = _DEFAULTS.db
+) -> None:
+    """List the accounts: role, state, when created, last login, messages written."""
+    with database(db) as conn:
+        summaries = users.summaries(conn)
+    if json:
+        output.print_json_array(output.user_json(summaries, utc=utc))
+    elif not output.print_table(output.USER_HEADERS, output.user_rows(summaries, utc=utc)):
+        typer.echo("No accounts yet.")
 
 
 @app.command("import-users")
@@ -59,8 +223,8 @@ def import_users(
     file: Annotated[
         Path, typer.Argument(help="The users file: one username:password per line.")
     ] = Path("users.txt"),
-    db: DbOption = _DEFAULT_DB,
-    bcrypt_rounds: RoundsOption = _DEFAULT_ROUNDS,
+    db: DbOption = _DEFAULTS.db,
+    bcrypt_rounds: RoundsOption = _DEFAULTS.bcrypt_rounds,
 ) -> None:
     """Add the accounts of a users file; existing accounts keep their password."""
     try:
@@ -70,15 +234,183 @@ def import_users(
     with database(db, create=True) as conn:
         hasher = PasswordHasher(bcrypt_rounds)
         with progress("Hashing passwords", total=len(entries)) as advance:
-            try:
-                result = accounts.import_users(conn, entries, hasher, on_hashed=lambda: advance(1))
-            except AccountError as exc:
-                fail(str(exc))
+            result = accounts.import_users(conn, entries, hasher, on_hashed=lambda: advance(1))
     typer.echo(f"{result.added} accounts added, {result.existing} already existed.")
 
 
+# --- logs -------------------------------------------------------------------------
+
+
 @app.command()
-def migrate(db: DbOption = _DEFAULT_DB) -> None:
+def logs(
+    user: Annotated[str | None, typer.Option(help="Only messages sent by this user.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date or time: 2026-11-23 or '2026-11-23 14:00'.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this date (inclusive) or time (exclusive).")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            help="Full-text search: messages with every word (a trailing * for prefixes)."
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Show the latest N matches (0 for all of them).")
+    ] = 100,
+    json: JsonOption = False,
+    utc: UtcOption = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Query the messages: by sender, time and words, as a table or JSON."""
+    request = LogQuery(
+        sender=user,
+        since=_when(since, utc=utc),
+        until=_when(until, utc=utc, end_of_day=True),
+        text=query,
+        limit=limit or None,
+    )
+    with database(db) as conn:
+        try:
+            found = messages.query(conn, request)
+            if json:
+                output.print_json_array(output.message_json(found, utc=utc))
+            elif not output.print_table(
+                output.MESSAGE_HEADERS, output.message_rows(found, utc=utc)
+            ):
+                typer.echo("No messages match.")
+        except SearchSyntaxError as exc:
+            fail(str(exc), code=2)
+
+
+@app.command()
+def stats(
+    days: Annotated[int, typer.Option(min=1, help="Days of messages-per-day to show.")] = 14,
+    top: Annotated[int, typer.Option(min=1, help="How many of the most active users.")] = 10,
+    json: JsonOption = False,
+    utc: UtcOption = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Summarise: users, messages, messages per day, most active users."""
+    with database(db) as conn:
+        summaries = users.summaries(conn)
+        kinds = messages.counts_by_kind(conn)
+        span = messages.time_span(conn)
+        since = now_us() - days * 86_400_000_000
+        per_day = messages.counts_by_day(conn, since, utc=utc)
+        active = messages.most_active(conn, top)
+    said = sum(kinds.get(k, 0) for k in messages.SAID)
+    summary = {
+        "users": len(summaries),
+        "admins": sum(u.role == "admin" for u in summaries),
+        "disabled": sum(u.disabled for u in summaries),
+        "messages": said,
+        "by_kind": {kind.value: number for kind, number in kinds.items()},
+        "first": None if span is None else iso_time(span[0], utc=utc),
+        "last": None if span is None else iso_time(span[1], utc=utc),
+        "per_day": dict(per_day),
+        "most_active": dict(active),
+    }
+    if json:
+        output.print_json(summary)
+        return
+    stamp = StampFormatter(utc=utc)
+    by_kind = ", ".join(f"{kind.value} {number:,}" for kind, number in sorted(kinds.items()))
+    admins, disabled = summary["admins"], summary["disabled"]
+    lines = [
+        f"Users:     {len(summaries):,} ({admins} admin, {disabled} disabled)",
+        f"Messages:  {said:,}" + (f" (rows by kind: {by_kind})" if by_kind else ""),
+        f"First:     {'-' if span is None else stamp(span[0])}",
+        f"Last:      {'-' if span is None else stamp(span[1])}",
+        "",
+        f"Messages per day, last {days} days:",
+        *(f"  {day}  {number:>9,}" for day, number in per_day),
+        *(["  (none)"] if not per_day else []),
+        "",
+        f"Most active users (top {top}):",
+        *(f"  {name:<32}  {number:>9,}" for name, number in active),
+        *(["  (none)"] if not active else []),
+    ]
+    typer.echo("\n".join(lines))
+
+
+# --- exports ------------------------------------------------------------------------
+
+
+@app.command("export-history")
+def export_history(
+    username: Annotated[
+        str | None, typer.Argument(help="Whose history (or --all).", show_default=False)
+    ] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user, one file each.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The file to write (with --all: the directory). [default: history/]"),
+    ] = None,
+    utc: UtcOption = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Write a user's history (what they said, private messages to them) to history/USER.txt."""
+    if all_users == (username is not None):
+        fail("give a USERNAME or --all", code=2)
+    stamp = StampFormatter(utc=utc)
+    with database(db) as conn:
+        if username is not None:
+            user = users.get(conn, username)
+            path = out or Path("history") / f"{user.username}.txt"
+            total = messages.count_personal_history(conn, user.id)
+            with progress(f"Exporting {user.username}", total=total) as advance:
+                done = write_history(conn, user.id, path, stamp=stamp, advance=advance)
+            typer.echo(f"Wrote {done.path} ({done.lines:,} lines).")
+            return
+        directory = out or Path("history")
+        everyone = users.every_user(conn)
+        lines = 0
+        with progress("Exporting histories", total=len(everyone)) as advance:
+            for user in everyone:
+                path = directory / f"{user.username}.txt"
+                lines += write_history(conn, user.id, path, stamp=stamp, advance=no_progress).lines
+                advance(1)
+    typer.echo(f"Wrote {len(everyone)} files to {directory}/ ({lines:,} lines).")
+
+
+@app.command("export-logs")
+def export_logs(
+    date: Annotated[str | None, typer.Option(help="One day: 2026-11-23.")] = None,
+    since: Annotated[str | None, typer.Option(help="The first day to export.")] = None,
+    until: Annotated[str | None, typer.Option(help="The last day to export.")] = None,
+    out: Annotated[Path, typer.Option(help="The directory to write the files to.")] = Path("logs"),
+    utc: UtcOption = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Write the public log (messages, announcements, joins, leaves) to logs/YYYY-MM-DD.log."""
+    if date is not None and (since is not None or until is not None):
+        fail("give --date or --since/--until, not both", code=2)
+    try:
+        # Whole days always: each file holds its entire day, never a part of it.
+        if date is not None:
+            start, end = day_bounds(date[:10], utc=utc)
+        else:
+            start = parse_when(since[:10], utc=utc) if since else 0
+            end = parse_when(until[:10], utc=utc, end_of_day=True) if until else now_us() + 1
+    except BadTimeError as exc:
+        fail(str(exc), code=2)
+    with database(db) as conn:
+        total = messages.count_public_log(conn, start, end)
+        with progress("Exporting logs", total=total) as advance:
+            files = write_logs(
+                conn, start, end, out, stamp=StampFormatter(utc=utc), advance=advance
+            )
+    lines = sum(f.lines for f in files)
+    typer.echo(f"Wrote {len(files)} files to {out}/ ({lines:,} lines).")
+
+
+# --- schema ---------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(db: DbOption = _DEFAULTS.db) -> None:
     """Create the database or apply its pending migrations, then print the schema version."""
     try:
         conn = connect(db)
@@ -92,15 +424,15 @@ def migrate(db: DbOption = _DEFAULT_DB) -> None:
     except (sqlite3.Error, OSError) as exc:
         fail(f"cannot open database {db}: {exc}")
     for migration in applied:
-        typer.echo(f"applied {migration.path.name}")
-    typer.echo(f"schema version {version}")
+        typer.echo(f"Applied {migration.path.name}.")
+    typer.echo(f"Schema version {version}.")
 
 
 def import_users_main() -> None:
     """Entry point of the repository's import_users.py: the import-users command alone."""
     single = typer.Typer(add_completion=False)
     single.command(help=import_users.__doc__)(import_users)
-    run_app(single, os.path.basename("import_users.py"))
+    run_app(single, "import_users.py")
 
 
 def main() -> None:

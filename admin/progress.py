@@ -9,15 +9,15 @@ from contextlib import contextmanager
 Advance = Callable[[int], None]
 
 
-def _nothing(steps: int = 1) -> None:
-    return None
+def no_progress(steps: int = 1) -> None:
+    """An `advance` that shows nothing."""
 
 
 @contextmanager
 def progress(description: str, total: int | None = None) -> Iterator[Advance]:
     """Yield `advance(steps=1)`: a bar on stderr when it is a terminal, a no-op otherwise."""
     if not sys.stderr.isatty():
-        yield _nothing
+        yield no_progress
         return
     from rich.console import Console
     from rich.progress import (
