@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -71,6 +74,56 @@ serve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     ]
 )
 app.command()(serve)
+
+
+@app.command()
+def connect(
+    host: Annotated[str, typer.Argument(help="The server's name or address.")] = "localhost",
+    port: Annotated[
+        int, typer.Option(envvar="CHATD_PORT", min=1, max=65535, help="The server's port.")
+    ] = 1024,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user", "-u", envvar="CHATD_USER", help="Log in as USER (else you are asked)."
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from stdin's first line (else CHATD_PASSWORD, or a prompt).",
+        ),
+    ] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Connect with TLS.")] = False,
+    cafile: Annotated[
+        Path | None, typer.Option(help="With --tls: trust the certificates in this PEM file.")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="With --tls: do not verify the server at all.")
+    ] = False,
+    pace: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Send at most this many lines a second after a burst of 20 (0: no limit)."
+        ),
+    ] = 4.0,
+) -> None:
+    """Chat from this terminal, or from a script when stdin is not a terminal."""
+    from chatd.client import ClientOptions, run_client
+
+    if (cafile or insecure) and not tls:
+        fail("--cafile and --insecure go with --tls", code=2)
+    password = os.environ.get("CHATD_PASSWORD")
+    if password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    options = ClientOptions(host, port, user, password, tls, cafile, insecure, pace)
+    try:
+        status = run_client(options)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        status = 130
+    raise typer.Exit(status)
 
 
 def main() -> None:

@@ -1,0 +1,44 @@
+"""Telling the server's lines apart, and making them safe to print.
+
+Nothing from the server reaches the terminal raw: both modes pass every
+line through `wire.sanitise` first, so a hostile server (or a bug) cannot
+send escape sequences to the user's terminal.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+from chatd import replies
+
+
+class LineKind(enum.Enum):
+    OWN = "own"  # You said: ...
+    MESSAGE = "message"  # alice: ...
+    PRIVATE = "private"  # [private] ...
+    NOTICE = "notice"  # *** ...
+    ERROR = "error"  # Error: ... / Login failed
+    INFO = "info"  # answers to commands, the greeting
+
+
+_MESSAGE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}: ")
+
+
+def classify(line: str) -> LineKind:
+    if line.startswith("You said: "):
+        return LineKind.OWN
+    if line.startswith(replies.PRIVATE_PREFIX):
+        return LineKind.PRIVATE
+    if line.startswith(replies.NOTICE_PREFIX):
+        return LineKind.NOTICE
+    if line.startswith((replies.ERROR_PREFIX, "Login failed")):
+        return LineKind.ERROR
+    if _MESSAGE.match(line) and not line.startswith("Active users: "):
+        return LineKind.MESSAGE
+    return LineKind.INFO
+
+
+def asks_for_secret(line: str) -> bool:
+    """Whether the server's line asks for a password (the next input is hidden)."""
+    return line.rstrip().lower().endswith("password:")
