@@ -33,11 +33,15 @@ def spawn(port: int, *args: str, **env: str) -> pexpect.spawn:
     return child
 
 
+def converse(child: pexpect.spawn, *exchanges: tuple[str, str]) -> None:
+    """For each (pattern, answer): wait for the pattern, then type the answer and Enter."""
+    for pattern, answer in exchanges:
+        child.expect(pattern)
+        child.sendline(answer)
+
+
 def log_in(child: pexpect.spawn, user: str = "alice", password: str = "pass123") -> None:
-    child.expect("Username:")
-    child.sendline(user)
-    child.expect("Password:")
-    child.sendline(password)
+    converse(child, ("Username:", user), ("Password:", password))
     child.expect(f"Welcome, {user}!")
 
 
@@ -85,22 +89,18 @@ def test_interactive_chat_while_messages_arrive(server: RunningServer) -> None:
 
 def test_passwords_are_never_echoed(server: RunningServer) -> None:
     child = spawn(server.port)
-    child.expect("Username:")
-    child.sendline("alice")
-    child.expect("Password:")
-    child.sendline("pass123")
-    child.expect("Welcome, alice!")
+    log_in(child)
     assert "pass123" not in (child.before or "")
     child.send("chat is visible")  # only the password was hidden
     child.expect("chat is visible")
     child.send("\r")
     child.sendline("/passwd")
-    child.expect("Current password:")
-    child.sendline("pass123")
-    child.expect("New password:")
-    child.sendline("n3w-pw-9")
-    child.expect("Repeat the new password:")
-    child.sendline("n3w-pw-9")
+    converse(
+        child,
+        ("Current password:", "pass123"),
+        ("New password:", "n3w-pw-9"),
+        ("Repeat the new password:", "n3w-pw-9"),
+    )
     child.expect("Password changed")
     child.sendline("/quit")
     status, rest = finish(child)
@@ -167,10 +167,7 @@ def test_interactive_failed_login_ends_after_the_servers_last_refusal(
 ) -> None:
     child = spawn(server.port)
     for _ in range(server.settings.login_attempts):
-        child.expect("Username:")
-        child.sendline("alice")
-        child.expect("Password:")
-        child.sendline("wrong")
+        converse(child, ("Username:", "alice"), ("Password:", "wrong"))
         child.expect("Login failed")
     status, rest = finish(child)
     assert status == 3
@@ -249,10 +246,10 @@ def test_piped_mode_errors(
     assert result.stderr.count("\n") == 1
 
 
-def test_piped_mode_when_the_server_goes_away(make_server) -> None:  # type: ignore[no-untyped-def]
-    server: RunningServer = make_server()
+def piped_and_logged_in(port: int) -> subprocess.Popen[str]:
+    """A piped client whose stdin stays open, once it has said one message."""
     process = subprocess.Popen(
-        [CHATD, "connect", "127.0.0.1", "--port", str(server.port), "--user", "alice"],
+        [CHATD, "connect", "127.0.0.1", "--port", str(port), "--user", "alice"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -260,9 +257,15 @@ def test_piped_mode_when_the_server_goes_away(make_server) -> None:  # type: ign
         env={**os.environ, "CHATD_PASSWORD": "pass123"},
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write("still here\n")
+    process.stdin.write("ready\n")
     process.stdin.flush()
-    assert process.stdout.readline().strip() == "You said: still here"
+    assert process.stdout.readline().strip() == "You said: ready"
+    return process
+
+
+def test_piped_mode_when_the_server_goes_away(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: RunningServer = make_server()
+    process = piped_and_logged_in(server.port)
     server.stop()  # stdin stays open: the client must notice by itself
     out, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 1
@@ -277,18 +280,7 @@ def test_refused_connection_in_piped_mode(tmp_path: Path) -> None:
 
 
 def test_sigint_in_piped_mode_ends_without_traceback(server: RunningServer) -> None:
-    process = subprocess.Popen(
-        [CHATD, "connect", "127.0.0.1", "--port", str(server.port), "--user", "alice"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CHATD_PASSWORD": "pass123"},
-    )
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write("ready\n")
-    process.stdin.flush()
-    assert process.stdout.readline().strip() == "You said: ready"
+    process = piped_and_logged_in(server.port)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130
