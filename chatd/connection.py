@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -51,6 +52,7 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._outgoing: list[bytes] = []
         self._flush_queued = False
+        self.logged_in = False
         self.gone = False  # the socket is closed or closing: sends are dropped
         self.close_reason = ""  # why the server cut the client off, if it did
 
@@ -65,7 +67,27 @@ class Connection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.address = str(peer[0])
             self.peer = f"{peer[0]}:{peer[1]}"
+        if self.server.tls is not None:
+            # Not a byte may reach us before the TLS layer is in place (start_tls).
+            self.transport.pause_reading()
         self.server.connection_opened(self)
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> bool:
+        """Run the TLS handshake as the server; False (and closed) if it fails or times out."""
+        try:
+            tls_transport = await asyncio.get_running_loop().start_tls(
+                self._transport, self, context, server_side=True, ssl_handshake_timeout=timeout
+            )
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.peer, exc or type(exc).__name__)
+            tls_transport = None
+        if tls_transport is None:
+            # The TLS layer owned the socket: it will not tell us it closed.
+            self.abort()
+            self.connection_lost(None)
+            return False
+        self.transport = tls_transport
+        return True
 
     def data_received(self, data: bytes) -> None:
         frames = self._framer.feed(data)
@@ -112,9 +134,11 @@ class Connection(asyncio.Protocol):
         self._input_ended = True
         self._wake_reader()
 
-    def stop_reading(self) -> None:
-        """Drop what the client sent but the session has not read yet, and read no more."""
-        self._frames.clear()
+    def stop_reading(self, *, keep_received: bool = False) -> None:
+        """Read no more from the socket; the lines received so far are dropped, or kept
+        for the session to answer (at shutdown)."""
+        if not keep_received:
+            self._frames.clear()
         if not self.gone and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()

@@ -1,8 +1,9 @@
-"""Rate limits: how much a client may ask of the server, and how fast."""
+"""Rate limits: how fast a client may send, and how often a login may fail."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 
 class TokenBucket:
@@ -27,3 +28,62 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
+
+
+class LoginRefusedError(Exception):
+    """Too many recent failed logins for this address or name: the attempt is not checked."""
+
+
+class LoginThrottle:
+    """Slows down, then refuses, logins for an address or an account with recent failures.
+
+    Each client address and each account name (as typed, whether it exists or
+    not, so the throttle reveals nothing) counts its failed logins; a count is
+    forgotten `forget_s` after its last failure. Past its threshold, every
+    further attempt first waits 1 s, 2 s, 4 s, ...; once the wait would pass
+    `max_delay_s` the attempt is refused outright, without spending a bcrypt
+    check on it. A success clears the account's count (not the address's: an
+    attacker could otherwise reset it with an account of their own).
+    """
+
+    MAX_TRACKED = 100_000  # addresses and names remembered at most, oldest forgotten first
+
+    def __init__(
+        self, *, per_account: int, per_address: int, max_delay_s: float, forget_s: float
+    ) -> None:
+        self._thresholds = {"account": per_account, "address": per_address}
+        self._max_delay_s = max_delay_s
+        self._forget_s = forget_s
+        self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+
+    def delay(self, address: str, account: str) -> float | None:
+        """Seconds this attempt must wait before it is checked, or None if it is refused."""
+        excess = max(
+            self._count("address", address) - self._thresholds["address"],
+            self._count("account", account.lower()) - self._thresholds["account"],
+        )
+        if excess < 0:
+            return 0.0
+        wait = 2.0**excess
+        return None if wait > self._max_delay_s else wait
+
+    def failed(self, address: str, account: str) -> None:
+        now = time.monotonic()
+        for key in (("address", address), ("account", account.lower())):
+            self._failures[key] = (self._count(*key) + 1, now)
+            self._failures.move_to_end(key)
+        while len(self._failures) > self.MAX_TRACKED:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, account: str) -> None:
+        self._failures.pop(("account", account.lower()), None)
+
+    def _count(self, kind: str, name: str) -> int:
+        entry = self._failures.get((kind, name))
+        if entry is None:
+            return 0
+        count, last = entry
+        if time.monotonic() - last > self._forget_s:
+            del self._failures[(kind, name)]
+            return 0
+        return count

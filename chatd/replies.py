@@ -16,6 +16,7 @@ ASK_USERNAME = "Username:"  # exact start
 ASK_PASSWORD = "Password:"  # exact start
 LOGIN_FAILED = "Login failed. Try again."  # exact start "Login failed"
 LOGIN_FAILED_LAST = "Login failed. Too many attempts; disconnecting."
+LOGIN_REFUSED = "Login failed. Too many failed logins; try again later."
 LOGIN_TOO_SLOW = "Error: login took too long; disconnecting."
 DISCONNECTED = "Disconnected from server."  # exact, the answer to /quit
 SHUTTING_DOWN = "*** The server is shutting down. Goodbye."

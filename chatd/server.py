@@ -34,6 +34,7 @@ from chatd import accounts, replies
 from chatd.accounts import LoginResult, PasswordHasher
 from chatd.clock import StampFormatter, now_us
 from chatd.connection import Connection
+from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.session import Session
 from chatd.settings import Settings
 from chatd.storage import connect, messages, open_database, users
@@ -63,11 +64,19 @@ class ChatServer:
         self.settings = settings
         self.port = 0
         self.closing = False
+        self.tls: ssl.SSLContext | None = None
         self.stamp = StampFormatter()  # times in /history: the server's local time
         self.hasher = PasswordHasher(settings.bcrypt_rounds)
         self._on_ready = on_ready
         self._connections: set[Connection] = set()
         self._per_address: Counter[str] = Counter()
+        self._pending_logins = 0  # connections not logged in yet
+        self._throttle = LoginThrottle(
+            per_account=settings.throttle_account_after,
+            per_address=settings.throttle_address_after,
+            max_delay_s=settings.throttle_max_delay_s,
+            forget_s=settings.throttle_forget_s,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._chatting: dict[Session, None] = {}  # logged-in sessions, in order of arrival
         self._online: dict[str, list[Session]] = {}  # lower-case name -> that user's sessions
@@ -85,7 +94,7 @@ class ChatServer:
         self._stop_requested = asyncio.Event()
         self._all_closed = asyncio.Event()
         _raise_open_files_limit(self.settings.max_connections + 64)
-        tls = _tls_context(self.settings)
+        self.tls = _tls_context(self.settings)
         await self._loop.run_in_executor(None, self._prepare_database)
         self._writer = GroupCommitWriter(
             self.settings.db, self._committed_elsewhere, batch_max=self.settings.commit_batch
@@ -102,10 +111,6 @@ class ChatServer:
                 lambda: Connection(self),
                 self.settings.host,
                 self.settings.port,
-                ssl=tls,
-                # The TLS handshake runs per connection, off the accept path,
-                # and a client that never finishes it is dropped.
-                ssl_handshake_timeout=self.settings.login_deadline_s if tls else None,
                 backlog=1024,
                 reuse_address=True,
             )
@@ -150,9 +155,10 @@ class ChatServer:
         self._listener.close()  # accept no one new
         for conn in list(self._connections):
             conn.send(replies.SHUTTING_DOWN)
-            conn.stop_reading()
-        # Each session finishes the line it is on (a message in flight is
-        # committed and acknowledged), sees the end of its input and leaves.
+            conn.stop_reading(keep_received=True)
+        # Each session answers the lines it has already received (their
+        # messages are committed and acknowledged), sees the end of its
+        # input and leaves.
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=self.settings.shutdown_grace_s)
             for task in late:
@@ -186,14 +192,26 @@ class ChatServer:
         refusal = self._refusal(conn.address)
         if refusal:
             log.warning("%s: refused: %s", conn.peer, refusal)
-            conn.send(replies.error(refusal))
+            if self.tls is None:  # a TLS client could not read a plain-text reason
+                conn.send(replies.error(refusal))
             conn.close()
             return
         self._connections.add(conn)
         self._per_address[conn.address] += 1
-        task = self._loop.create_task(Session(self, conn).run())
+        self._pending_logins += 1
+        task = self._loop.create_task(self._serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._session_ended)
+
+    async def _serve(self, conn: Connection) -> None:
+        # With TLS, the handshake runs here, in this connection's own task
+        # and under its own deadline: a client that never finishes it holds
+        # up no one, and it was counted against the limits before it began.
+        if self.tls is not None and not await conn.start_tls(
+            self.tls, self.settings.tls_handshake_s
+        ):
+            return
+        await Session(self, conn).run()
 
     def _refusal(self, address: str) -> str:
         if self.closing:
@@ -202,12 +220,16 @@ class ChatServer:
             return "the server is full; try again later."
         if self._per_address[address] >= self.settings.max_per_address:
             return "too many connections from your address."
+        if self._pending_logins >= self.settings.max_pending_logins:
+            return "too many logins in progress; try again in a moment."
         return ""
 
     def connection_closed(self, conn: Connection) -> None:
         if conn not in self._connections:
             return
         self._connections.remove(conn)
+        if not conn.logged_in:
+            self._pending_logins -= 1
         self._per_address[conn.address] -= 1
         if self._per_address[conn.address] <= 0:
             del self._per_address[conn.address]
@@ -236,6 +258,8 @@ class ChatServer:
 
     def enter(self, session: Session) -> int:
         """A session has logged in; returns how many users are online now."""
+        session.conn.logged_in = True
+        self._pending_logins -= 1
         self._chatting[session] = None
         sessions = self._online.setdefault(session.name.lower(), [])
         sessions.append(session)
@@ -283,13 +307,25 @@ class ChatServer:
     # --- logins and passwords ---------------------------------------------------
 
     async def authenticate(self, username: str, password: str, conn: Connection) -> User | None:
-        """Check a login on a bcrypt worker; None for every kind of failure."""
+        """Check a login on a bcrypt worker; None for every kind of failure.
+
+        Raises LoginRefusedError, without checking, while this address or name
+        has failed too often lately; before that, each attempt may be delayed.
+        """
+        wait = self._throttle.delay(conn.address, username)
+        if wait is None:
+            log.warning("%s: login as %r refused: too many failures", conn.peer, username[:40])
+            raise LoginRefusedError
+        if wait:
+            await asyncio.sleep(wait)
         result = await self._loop.run_in_executor(
             self._hashing, self._check_login, username, password
         )
         if result is None:
+            self._throttle.failed(conn.address, username)
             log.info("%s: failed login as %r", conn.peer, username[:40])
             return None
+        self._throttle.succeeded(username)
         self._writer.submit(ActionJob(partial(_record_login, result=result)))
         log.info("%s: %s logged in", conn.peer, result.user.username)
         return result.user

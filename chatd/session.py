@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from chatd import commands, replies
 from chatd.clock import now_us
 from chatd.commands import EndSession
-from chatd.limits import TokenBucket
+from chatd.limits import LoginRefusedError, TokenBucket
 from chatd.storage.messages import Kind, NewMessage
 from chatd.wire import LINE_TOO_LONG, FrameError, sanitise
 
@@ -64,7 +64,7 @@ class Session:
                 self.conn.send(replies.LOGIN_TOO_SLOW)
                 log.info("%s: login deadline passed", self.conn.peer)
                 return
-            if self.user is None:
+            if self.user is None or self.conn.gone:  # failed, or gone during the check
                 return
             online = self.server.enter(self)
             self.conn.send(replies.welcome(self.name, online))
@@ -84,7 +84,11 @@ class Session:
         for attempt in range(1, attempts + 1):
             username = (await self.read_line()).strip()
             password = await self.ask(replies.ASK_PASSWORD, raw=True)
-            user = await self.server.authenticate(username, password, self.conn)
+            try:
+                user = await self.server.authenticate(username, password, self.conn)
+            except LoginRefusedError:
+                self.conn.send(replies.LOGIN_REFUSED)
+                return None
             if user is not None:
                 return user
             if attempt < attempts:

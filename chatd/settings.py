@@ -86,6 +86,28 @@ class Settings:
     max_per_address: int = _setting(
         50, "open connections from one IP address (a classroom behind NAT shares one)", minimum=1
     )
+    max_pending_logins: int = _setting(
+        100, "connections still logging in, in total; more are refused until some finish", minimum=1
+    )
+    throttle_account_after: int = _setting(
+        5,
+        "failed logins on one name before each further try waits 1, 2, 4.. s, then is refused",
+        minimum=1,
+    )
+    throttle_address_after: int = _setting(
+        20, "the same from one IP address (higher: a class behind NAT shares one)", minimum=1
+    )
+    throttle_max_delay_s: float = _setting(
+        30.0, "the longest such wait: a try that would wait longer is refused at once", minimum=0
+    )
+    throttle_forget_s: float = _setting(
+        600.0, "seconds after its last failure that a name or address is forgiven", minimum=1
+    )
+    tls_handshake_s: float = _setting(
+        10.0,
+        "seconds a TLS client has to finish its handshake (done off the accept path)",
+        minimum=1,
+    )
     bcrypt_workers: int = _setting(
         0,
         "password checks run at once (0: one per CPU), so a login storm cannot starve chat",
