@@ -42,8 +42,13 @@ class LoginThrottle:
     forgotten `forget_s` after its last failure. Past its threshold, every
     further attempt first waits 1 s, 2 s, 4 s, ...; once the wait would pass
     `max_delay_s` the attempt is refused outright, without spending a bcrypt
-    check on it. A success clears the account's count (not the address's: an
-    attacker could otherwise reset it with an account of their own).
+    check on it.
+
+    An attempt counts as a failure from the moment it begins, so a hundred
+    guesses sent at once see the count climb as they arrive instead of all
+    slipping in under it; a success takes its own count back and clears the
+    account's (not the address's: an attacker could otherwise reset it with
+    an account of their own).
     """
 
     MAX_TRACKED = 100_000  # addresses and names remembered at most, oldest forgotten first
@@ -51,32 +56,38 @@ class LoginThrottle:
     def __init__(
         self, *, per_account: int, per_address: int, max_delay_s: float, forget_s: float
     ) -> None:
-        self._thresholds = {"account": per_account, "address": per_address}
+        self._thresholds = {"address": per_address, "account": per_account}
         self._max_delay_s = max_delay_s
         self._forget_s = forget_s
         self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
-    def delay(self, address: str, account: str) -> float | None:
-        """Seconds this attempt must wait before it is checked, or None if it is refused."""
-        excess = max(
-            self._count("address", address) - self._thresholds["address"],
-            self._count("account", account.lower()) - self._thresholds["account"],
-        )
-        if excess < 0:
-            return 0.0
-        wait = 2.0**excess
-        return None if wait > self._max_delay_s else wait
-
-    def failed(self, address: str, account: str) -> None:
+    def begin(self, address: str, account: str) -> float | None:
+        """Count an attempt; return how long it must wait before it is checked,
+        or None if it is refused (a refused attempt is not counted)."""
+        keys = (("address", address), ("account", account.lower()))
+        excess = max(self._count(*key) - self._thresholds[key[0]] for key in keys)
+        wait = 0.0 if excess < 0 else 2.0**excess
+        if wait > self._max_delay_s:
+            return None
         now = time.monotonic()
-        for key in (("address", address), ("account", account.lower())):
+        for key in keys:
             self._failures[key] = (self._count(*key) + 1, now)
             self._failures.move_to_end(key)
         while len(self._failures) > self.MAX_TRACKED:
             self._failures.popitem(last=False)
+        return wait
 
-    def succeeded(self, account: str) -> None:
+    def succeeded(self, address: str, account: str) -> None:
+        """The attempt was right after all: undo its count, and forgive the account."""
         self._failures.pop(("account", account.lower()), None)
+        count = self._count("address", address)
+        if count > 1:
+            self._failures[("address", address)] = (
+                count - 1,
+                self._failures[("address", address)][1],
+            )
+        else:
+            self._failures.pop(("address", address), None)
 
     def _count(self, kind: str, name: str) -> int:
         entry = self._failures.get((kind, name))

@@ -312,7 +312,7 @@ class ChatServer:
         Raises LoginRefusedError, without checking, while this address or name
         has failed too often lately; before that, each attempt may be delayed.
         """
-        wait = self._throttle.delay(conn.address, username)
+        wait = self._throttle.begin(conn.address, username)
         if wait is None:
             log.warning("%s: login as %r refused: too many failures", conn.peer, username[:40])
             raise LoginRefusedError
@@ -322,10 +322,9 @@ class ChatServer:
             self._hashing, self._check_login, username, password
         )
         if result is None:
-            self._throttle.failed(conn.address, username)
             log.info("%s: failed login as %r", conn.peer, username[:40])
             return None
-        self._throttle.succeeded(username)
+        self._throttle.succeeded(conn.address, username)
         self._writer.submit(ActionJob(partial(_record_login, result=result)))
         log.info("%s: %s logged in", conn.peer, result.user.username)
         return result.user
