@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import typer
 
 from chatd import __version__
 from chatd.cliapp import fail, run_app
+from chatd.logconfig import log_to_stderr
 from chatd.settings import ConfigError, Settings, describe_settings
 
 app = typer.Typer(
@@ -48,12 +48,9 @@ def serve(**options: Any) -> None:
         settings = Settings(**options).checked()
     except ConfigError as exc:
         fail(str(exc), code=2)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
-        run(settings, on_ready=lambda line: print(line, flush=True))
+        with log_to_stderr(settings.log_level):
+            run(settings, on_ready=lambda line: print(line, flush=True))
     except StartupError as exc:
         fail(str(exc))
 

@@ -122,3 +122,23 @@ def test_settings_come_from_flags_and_environment(tmp_path: Path, users_file: Pa
     )
     assert result.returncode == 2
     assert "--port must be at most 65535" in result.stderr
+
+
+def test_a_stalled_stderr_never_blocks_the_server(tmp_path: Path, users_file: Path) -> None:
+    # stderr is a pipe nobody reads: after 64 KiB a plain log handler would block
+    process, port = start_serve(tmp_path, "--max-per-address", "1")
+    try:
+        alice = LineClient(port)
+        alice.expect("^Username:")
+        for _ in range(1500):  # each refusal logs a warning of about 100 bytes
+            refused = LineClient(port)
+            refused.wait_closed()
+            refused.close()
+        alice.send("alice")
+        alice.send("pass123")
+        alice.expect("^Welcome, alice!")
+        alice.send("still answering")
+        alice.expect("^You said: still answering$")
+    finally:
+        process.kill()
+        process.wait(TIMEOUT)
