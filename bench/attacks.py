@@ -1,0 +1,409 @@
+"""Attack the installed chatd server from outside and measure how it holds up.
+
+    python bench/attacks.py            # every attack, a table at the end
+    python bench/attacks.py flood kill # some of them
+
+Each attack runs against a fresh `chatd serve` (default settings unless
+the table says otherwise) while an observer pair of users chats, and
+reports what the server did and how the observers' latency looked. The
+figures go into docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from common import TIMEOUT, ChatdServer, LineClient, Observer, threads
+
+SPEAKERS = [(f"user{i}", f"pw{i}") for i in range(50, 55)]  # 5 x 4 lines/s: 20 probes/s
+LISTENER = ("user55", "pw55")
+MIN_SECONDS = 3.0  # each attack goes on at least this long, for the probes to measure
+
+
+@dataclass
+class Outcome:
+    attack: str
+    setting: str
+    result: str
+    observers: str
+
+
+ATTACKS: dict[str, Callable[[], Outcome]] = {}
+
+
+def attack(name: str) -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
+    def register(function: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        ATTACKS[name] = function
+        return function
+
+    return register
+
+
+def _observed(server: ChatdServer) -> Observer:
+    return Observer(server.port, SPEAKERS, LISTENER)
+
+
+def _until_min_seconds(started: float) -> None:
+    """Let the probes go on until the attack has lasted MIN_SECONDS."""
+    time.sleep(max(0.0, MIN_SECONDS - (time.monotonic() - started)))
+
+
+@attack("long-line")
+def long_line() -> Outcome:
+    with ChatdServer(users=60) as server, _observed(server) as observer:
+        before = server.rss_kib()
+        client = LineClient(server.port)
+        client.login("user2", "pw2")
+        chunk = b"x" * (1 << 20)
+        started = time.monotonic()
+        for _ in range(100):
+            client.sock.sendall(chunk)
+        took = time.monotonic() - started
+        peak = server.rss_kib()
+        _until_min_seconds(started)
+        client.sock.sendall(b"\nstill talking\n")
+        error = client.expect("Error")
+        client.expect("You said: still talking")
+        return Outcome(
+            "100 MiB line without a newline",
+            "--max-line-bytes 2048",
+            f"one error line ({error[:30]}...); RSS {before / 1024:.1f} -> {peak / 1024:.1f} MiB;"
+            f" 100 MiB read in {took:.2f} s; session goes on",
+            str(observer.take()),
+        )
+
+
+@attack("garbage")
+def garbage() -> Outcome:
+    with ChatdServer(users=60) as server, _observed(server) as observer:
+        generator = random.Random(7)
+        started = time.monotonic()
+        sent = 0
+        for round_number in range(200):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            if round_number % 2:
+                sock.sendall(b"user3\npw3\n")
+            payload = generator.randbytes(50_000)
+            try:
+                sock.sendall(payload)
+                sent += len(payload)
+            except OSError:
+                pass
+            sock.close()
+        _until_min_seconds(started)
+        answer = _try_login(server.port, "user2", "pw2")
+        conn = sqlite3.connect(server.db)
+        bodies = [row[0] for row in conn.execute("SELECT body FROM messages")]
+        controls = sum(ch < " " or "\x7f" <= ch <= "\x9f" for body in bodies for ch in body)
+        return Outcome(
+            "random bytes (invalid UTF-8, controls) on 200 connections",
+            "framing + sanitise",
+            f"{sent / 1e6:.0f} MB sent; afterwards a login answers {answer[:15]!r};"
+            f" {len(bodies)} rows stored, {controls} control characters in them",
+            str(observer.take()),
+        )
+
+
+@attack("escapes")
+def escapes() -> Outcome:
+    with ChatdServer(users=60) as server, _observed(server) as observer:
+        started = time.monotonic()
+        attacker, victim = LineClient(server.port), LineClient(server.port)
+        attacker.login("user2", "pw2")
+        victim.login("user3", "pw3")
+        attacker.send_line("\x1b[2J\x1b]0;owned\x07\x1b[31mred\x9b6n\x00!")
+        seen = victim.expect("user2: ")
+        _until_min_seconds(started)
+        raw = any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in seen)
+        return Outcome(
+            "escape injection (CSI, OSC title, BEL, C1, NUL)",
+            "sanitise on input",
+            f"the other user sees {seen!r}; control characters forwarded: {raw}",
+            str(observer.take()),
+        )
+
+
+@attack("flood")
+def flood() -> Outcome:
+    with ChatdServer(users=60) as server, _observed(server) as observer:
+        flooder = LineClient(server.port)
+        flooder.login("user2", "pw2")
+        started = time.monotonic()
+        accepted = refused = 0
+        with contextlib.suppress(OSError):  # the server may hang up before it has all
+            flooder.sock.sendall(b"".join(f"flood {i}\n".encode() for i in range(10_000)))
+        while (line := flooder.read_line()) is not None:
+            accepted += line.startswith("You said: flood")
+            refused += line.startswith("Error: slow down")
+        took = time.monotonic() - started
+        _until_min_seconds(started)
+        return Outcome(
+            "flood: 10,000 lines at once",
+            "--rate-burst 20 --rate-per-second 5 --rate-strikes 10",
+            f"{accepted} accepted, {refused} refused with 'slow down', then disconnected after"
+            f" {took:.2f} s",
+            str(observer.take()),
+        )
+
+
+@attack("brute-force")
+def brute_force() -> Outcome:
+    """Guess one account's password from 20 connections at once for 30 s; then the
+    owner tries to log in."""
+    flags = ["--throttle-forget-s", "10"]
+    with ChatdServer(users=60, flags=flags) as server, _observed(server) as observer:
+        answers: list[str] = []
+        lock = threading.Lock()
+        deadline = time.monotonic() + 30
+
+        def guess(worker: int) -> None:
+            number = 0
+            while time.monotonic() < deadline:
+                client = LineClient(server.port)
+                answer = "Login failed. Try again"
+                while answer.startswith("Login failed. Try again") and time.monotonic() < deadline:
+                    answer = client.login("user2", f"guess-{worker}-{number}")
+                    number += 1
+                    with lock:
+                        answers.append(answer)
+                client.close()
+
+        with threads(*(threading.Thread(target=guess, args=(n,)) for n in range(20))):
+            pass
+        checked = sum(a.startswith("Login failed. Try again") for a in answers)
+        refused = sum("Too many failed" in a for a in answers)
+        stopped = time.monotonic()
+        while not _try_login(server.port, "user2", "pw2").startswith("Welcome"):
+            time.sleep(0.5)  # the owner retries every half second
+        return Outcome(
+            "password guessing on one account: 20 connections for 30 s",
+            "--throttle-account-after 5 --throttle-max-delay-s 30 (--throttle-forget-s 10)",
+            f"{len(answers):,} guesses: {checked} checked, {refused:,} refused unchecked;"
+            f" the owner logs in {time.monotonic() - stopped:.1f} s after the attack stops",
+            str(observer.take()),
+        )
+
+
+def _try_login(port: int, username: str, password: str) -> str:
+    client = LineClient(port)
+    try:
+        return client.login(username, password)
+    finally:
+        client.close()
+
+
+@attack("silent")
+def silent() -> Outcome:
+    flags = ["--login-deadline-s", "3", "--max-per-address", "2000", "--max-connections", "3000",
+             "--max-pending-logins", "2000"]  # fmt: skip
+    with ChatdServer(users=60, flags=flags) as server, _observed(server) as observer:
+        before = server.rss_kib()
+        sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1000)]
+        connected = time.monotonic()
+        time.sleep(0.5)
+        loaded = server.rss_kib()
+        closed = 0
+        for sock in sockets:
+            sock.settimeout(TIMEOUT)
+            try:
+                while sock.recv(4096):
+                    pass
+            except OSError:
+                pass
+            closed += 1
+        return Outcome(
+            "1,000 connections that never log in",
+            "--login-deadline-s (3 here; 60 by default), --max-pending-logins",
+            f"{(loaded - before) / 1000:.1f} KiB each while open; all {closed} closed"
+            f" {time.monotonic() - connected:.1f} s after connecting",
+            str(observer.take()),
+        )
+
+
+@attack("no-reader")
+def no_reader() -> Outcome:
+    with (
+        ChatdServer(users=60, flags=["--rate-per-second", "0"]) as server,
+        _observed(server) as observer,
+    ):
+        sleepers = []
+        for i in range(2, 12):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(f"user{i}\npw{i}\n".encode())
+            sleepers.append(sock)
+        time.sleep(0.5)
+        talker = LineClient(server.port)
+        talker.login("user20", "pw20")
+        before = server.rss_kib()
+        peak = before
+        padding = "x" * 900
+        started = time.monotonic()
+        for batch in range(40):
+            talker.sock.sendall(b"".join(f"{batch}-{i} {padding}\n".encode() for i in range(50)))
+            talker.expect(f"You said: {batch}-49 ")
+            peak = max(peak, server.rss_kib())
+        cut = sum(_closed(sock) for sock in sleepers)
+        logged = server.log.read_text().count("SendQ exceeded")
+        return Outcome(
+            "10 clients that stop reading while 1.8 MB is broadcast",
+            "--sendq-bytes 262144 (+ a 64 KiB kernel send buffer)",
+            f"{cut}/10 cut off, {logged} 'SendQ exceeded' in the log;"
+            f" RSS {before / 1024:.1f} -> peak {peak / 1024:.1f} MiB; the talker's 2,000 lines took"
+            f" {time.monotonic() - started:.2f} s",
+            str(observer.take()),
+        )
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(2)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@attack("connection-flood")
+def connection_flood() -> Outcome:
+    with ChatdServer(users=60) as server, _observed(server) as observer:
+        opened, refused = [], 0
+        started = time.monotonic()
+        for _ in range(300):
+            client = LineClient(server.port)
+            line = client.read_line()
+            if line is not None and line.startswith("Error"):
+                refused += 1
+                client.close()
+            else:
+                opened.append(client)
+        fds = len(os.listdir(f"/proc/{server.pid}/fd"))
+        _until_min_seconds(started)
+        return Outcome(
+            "300 connections from one address",
+            "--max-per-address 50, --max-connections 1000",
+            f"{len(opened)} accepted (+ the {len(SPEAKERS) + 1} observers), {refused} refused"
+            f" with a reason; the server holds {fds} descriptors",
+            str(observer.take()),
+        )
+
+
+@attack("login-storm")
+def login_storm() -> Outcome:
+    with ChatdServer(users=60, bcrypt_rounds=12) as server, _observed(server) as observer:
+        observer.take()
+        results: list[str] = []
+
+        def storm(first: int) -> None:
+            for i in range(first, 50, 10):
+                client = LineClient(server.port)
+                results.append(client.login(f"user{i}", f"pw{i}"))
+                client.close()
+
+        started = time.monotonic()
+        workers = [threading.Thread(target=storm, args=(n,)) for n in range(10)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        took = time.monotonic() - started
+        ok = sum(r.startswith("Welcome") for r in results)
+        return Outcome(
+            "a storm of logins at bcrypt cost 12 (10 at a time)",
+            "--bcrypt-workers (one per CPU)",
+            f"{ok} of {len(results)} logins done in {took:.1f} s: {len(results) / took:.1f}/s",
+            str(observer.take()),
+        )
+
+
+def _durability(sig: signal.Signals) -> Outcome:
+    with ChatdServer(users=8, flags=["--rate-per-second", "0"]) as server:
+        acknowledged: list[str] = []
+        sent: list[str] = []
+        lock = threading.Lock()
+
+        def chat(index: int) -> None:
+            client = LineClient(server.port)
+            client.login(f"user{index}", f"pw{index}")
+            number = 0
+            while True:
+                burst = [f"u{index}-{number + k}" for k in range(8)]
+                number += 8
+                try:
+                    client.sock.sendall("".join(f"{t}\n" for t in burst).encode())
+                except OSError:
+                    return
+                with lock:
+                    sent.extend(burst)
+                for _ in burst:
+                    try:
+                        line = client.expect("You said: ")
+                    except (ConnectionError, OSError):
+                        return
+                    with lock:
+                        acknowledged.append(line.removeprefix("You said: "))
+
+        workers = [threading.Thread(target=chat, args=(i,), daemon=True) for i in range(8)]
+        for worker in workers:
+            worker.start()
+        while len(acknowledged) < 5000:
+            time.sleep(0.05)
+        started = time.monotonic()
+        status = server.stop(sig)
+        took = time.monotonic() - started
+        for worker in workers:
+            worker.join(TIMEOUT)
+        conn = sqlite3.connect(server.db)
+        stored = {row[0] for row in conn.execute("SELECT body FROM messages WHERE kind='public'")}
+        acked = set(acknowledged)
+        return Outcome(
+            f"{sig.name} while 8 clients send, 8 in flight each",
+            "ack after commit; WAL, synchronous=NORMAL"
+            + ("; graceful shutdown" if sig == signal.SIGTERM else ""),
+            f"exit {status} after {took:.2f} s; {len(acked)} acknowledged, {len(stored)} stored,"
+            f" acknowledged but missing: {len(acked - stored)}",
+            "-",
+        )
+
+
+@attack("sigkill")
+def sigkill() -> Outcome:
+    return _durability(signal.SIGKILL)
+
+
+@attack("sigterm")
+def sigterm() -> Outcome:
+    return _durability(signal.SIGTERM)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", choices=[*ATTACKS, []], help="attacks to run")
+    names = parser.parse_args().names or list(ATTACKS)
+    outcomes = []
+    for name in names:
+        print(f"-- {name}", flush=True)
+        outcome = ATTACKS[name]()
+        print(f"   {outcome.result}\n   observers: {outcome.observers}", flush=True)
+        outcomes.append(outcome)
+    print("\n| attack | bounded by | measured | chat meanwhile |\n|---|---|---|---|")
+    for o in outcomes:
+        print(f"| {o.attack} | {o.setting} | {o.result} | {o.observers} |")
+
+
+if __name__ == "__main__":
+    main()

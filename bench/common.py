@@ -1,0 +1,259 @@
+"""Shared by the benchmark and attack scripts: servers in subprocesses, clients, statistics.
+
+Nothing here imports chatd: the scripts drive the installed `chatd serve` from
+outside, as a user or an attacker would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMEOUT = 30.0
+
+
+def chatd_command() -> list[str]:
+    """The installed `chatd` console script next to this Python, else `python -m chatd`."""
+    script = Path(sys.executable).parent / "chatd"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "chatd"]
+
+
+def write_users(path: Path, count: int, prefix: str = "user", password: str = "pw") -> None:
+    """A users file with `count` accounts: user0:pw0, user1:pw1, ..."""
+    path.write_text("".join(f"{prefix}{i}:{password}{i}\n" for i in range(count)))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def pinned(command: list[str], cpu: int | None) -> list[str]:
+    """Prefix a command with `taskset -c CPU` where taskset and that CPU exist."""
+    if cpu is None or shutil.which("taskset") is None or cpu >= (os.cpu_count() or 1):
+        return command
+    return ["taskset", "-c", str(cpu), *command]
+
+
+class ChatdServer:
+    """`chatd serve` in a subprocess on a free port, with its own temporary database."""
+
+    def __init__(
+        self,
+        users: int = 10,
+        *,
+        flags: Sequence[str] = (),
+        cpu: int | None = None,
+        bcrypt_rounds: int = 4,
+        directory: Path | None = None,
+    ) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="chatd-bench-"))
+        self.db = self.directory / "chat.db"
+        users_file = self.directory / "users.txt"
+        if not users_file.exists():
+            write_users(users_file, users)
+        command = [
+            *chatd_command(), "serve", "--host", "127.0.0.1", "--port", "0",
+            "--db", str(self.db), "--users-file", str(users_file), "--log-level", "WARNING",
+            *flags,
+        ]  # fmt: skip
+        env = {**os.environ, "CHATD_BCRYPT_ROUNDS": str(bcrypt_rounds)}
+        self.log = self.directory / "server.log"  # a file: an unread pipe would fill up
+        self.started_at = time.monotonic()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                pinned(command, cpu), stdout=subprocess.PIPE, stderr=log, text=True, env=env
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        self.ready_after_s = time.monotonic() - self.started_at
+        if not line.startswith("[+] Server started on port "):
+            self.process.kill()
+            raise RuntimeError(f"chatd did not start: {line!r} {self.log.read_text()}")
+        self.port = int(line.rsplit(" ", 1)[1])
+        self.pid = self.process.pid
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.pid)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def __enter__(self) -> ChatdServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class LineClient:
+    """A blocking line client for load and attacks."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._buffer = b""
+
+    def send_line(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\n")
+
+    def read_line(self) -> str | None:
+        while b"\n" not in self._buffer:
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionError, TimeoutError):
+                return None
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8", "replace").rstrip("\r")
+
+    def expect(self, prefix: str) -> str:
+        while True:
+            line = self.read_line()
+            if line is None:
+                raise ConnectionError(f"closed while waiting for {prefix!r}")
+            if line.startswith(prefix):
+                return line
+
+    def login(self, username: str, password: str) -> str:
+        """Log in; returns the server's answer (a welcome, or why not)."""
+        self.sock.sendall(f"{username}\n{password}\n".encode())
+        while True:
+            line = self.read_line()
+            if line is None:
+                return "(closed)"
+            if line.startswith(("Welcome, ", "Login failed", "Error")):
+                return line
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass
+class Latency:
+    count: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Latency:
+        ms = [s * 1000 for s in seconds]
+        if not ms:
+            return cls(0, float("nan"), float("nan"), float("nan"))
+        return cls(len(ms), statistics.median(ms), percentile(ms, 0.99), max(ms))
+
+    def __str__(self) -> str:
+        return f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, max {self.max_ms:.1f} ms"
+
+
+class Observer:
+    """A few logged-in users saying timestamped lines (each within the default rate
+    limit) and one more measuring how long they take to arrive: the chat's health
+    while something else happens."""
+
+    def __init__(
+        self,
+        port: int,
+        speakers: Sequence[tuple[str, str]],
+        listener: tuple[str, str],
+        interval: float = 0.25,
+    ) -> None:
+        self._speakers = [LineClient(port) for _ in speakers]
+        for client, (name, password) in zip(self._speakers, speakers, strict=True):
+            client.login(name, password)
+        self._listener = LineClient(port)
+        self._listener.login(*listener)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._samples: list[float] = []
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._speak, args=(client, n), daemon=True)
+            for n, client in enumerate(self._speakers)
+        ] + [threading.Thread(target=self._listen, daemon=True)]
+
+    def __enter__(self) -> Observer:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for client in [*self._speakers, self._listener]:
+            client.close()
+
+    def _speak(self, client: LineClient, number: int) -> None:
+        self._stop.wait(self._interval * number / len(self._speakers))  # spread them out
+        while not self._stop.is_set():
+            try:
+                client.send_line(f"probe {time.monotonic():.6f}")
+                client.expect("You said: probe")
+            except OSError:
+                return
+            self._stop.wait(self._interval)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                line = self._listener.read_line()
+            except OSError:
+                return
+            if line is None:
+                return
+            _, found, stamp = line.partition(": probe ")
+            if found:
+                with self._lock:
+                    self._samples.append(time.monotonic() - float(stamp))
+
+    def take(self) -> Latency:
+        """The latency of the probes since the last take()."""
+        with self._lock:
+            samples, self._samples = self._samples, []
+        return Latency.of(samples)
+
+
+@contextmanager
+def threads(*targets: threading.Thread) -> Iterator[None]:
+    for thread in targets:
+        thread.start()
+    try:
+        yield
+    finally:
+        for thread in targets:
+            thread.join(TIMEOUT)
