@@ -44,11 +44,14 @@ class LoginThrottle:
     `max_delay_s` the attempt is refused outright, without spending a bcrypt
     check on it.
 
-    An attempt counts as a failure from the moment it begins, so a hundred
-    guesses sent at once see the count climb as they arrive instead of all
-    slipping in under it; a success takes its own count back and clears the
-    account's (not the address's: an attacker could otherwise reset it with
-    an account of their own).
+    On an account, an attempt counts as a failure from the moment it begins,
+    so a hundred guesses sent at once see the count climb as they arrive
+    instead of all slipping in under it; a success clears the account's count.
+    An address counts only real failures: a class behind one NAT address
+    logging in at once must not look like an attack, and parallel guesses
+    from one address are bounded by its connection limit anyway. A success
+    does not clear the address (an attacker could reset it with an account
+    of their own).
     """
 
     MAX_TRACKED = 100_000  # addresses and names remembered at most, oldest forgotten first
@@ -62,32 +65,29 @@ class LoginThrottle:
         self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
     def begin(self, address: str, account: str) -> float | None:
-        """Count an attempt; return how long it must wait before it is checked,
-        or None if it is refused (a refused attempt is not counted)."""
+        """Start an attempt: how long it must wait before it is checked, or None if it
+        is refused (a refused attempt is not counted)."""
         keys = (("address", address), ("account", account.lower()))
         excess = max(self._count(*key) - self._thresholds[key[0]] for key in keys)
         wait = 0.0 if excess < 0 else 2.0**excess
         if wait > self._max_delay_s:
             return None
-        now = time.monotonic()
-        for key in keys:
-            self._failures[key] = (self._count(*key) + 1, now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self.MAX_TRACKED:
-            self._failures.popitem(last=False)
+        self._add(keys[1])
         return wait
 
-    def succeeded(self, address: str, account: str) -> None:
-        """The attempt was right after all: undo its count, and forgive the account."""
+    def failed(self, address: str) -> None:
+        """The attempt begun from `address` was wrong."""
+        self._add(("address", address))
+
+    def succeeded(self, account: str) -> None:
+        """The attempt was right: forgive the account."""
         self._failures.pop(("account", account.lower()), None)
-        count = self._count("address", address)
-        if count > 1:
-            self._failures[("address", address)] = (
-                count - 1,
-                self._failures[("address", address)][1],
-            )
-        else:
-            self._failures.pop(("address", address), None)
+
+    def _add(self, key: tuple[str, str]) -> None:
+        self._failures[key] = (self._count(*key) + 1, time.monotonic())
+        self._failures.move_to_end(key)
+        while len(self._failures) > self.MAX_TRACKED:
+            self._failures.popitem(last=False)
 
     def _count(self, kind: str, name: str) -> int:
         entry = self._failures.get((kind, name))

@@ -322,9 +322,10 @@ class ChatServer:
             self._hashing, self._check_login, username, password
         )
         if result is None:
+            self._throttle.failed(conn.address)
             log.info("%s: failed login as %r", conn.peer, username[:40])
             return None
-        self._throttle.succeeded(conn.address, username)
+        self._throttle.succeeded(username)
         self._writer.submit(ActionJob(partial(_record_login, result=result)))
         log.info("%s: %s logged in", conn.peer, result.user.username)
         return result.user

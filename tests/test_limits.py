@@ -35,12 +35,19 @@ def test_names_are_counted_regardless_of_case() -> None:
 
 def test_a_success_forgives_the_account_but_not_the_address() -> None:
     throttle = _throttle(per_account=1, per_address=2, max_delay_s=0)
-    throttle.begin("10.0.0.1", "alice")  # a failure
+    throttle.begin("10.0.0.1", "alice")
+    throttle.failed("10.0.0.1")  # alice: one failure, the address: one
+    assert throttle.begin("10.0.0.2", "alice") is None  # alice locked
     throttle.begin("10.0.0.1", "bob")
-    throttle.succeeded("10.0.0.1", "bob")  # bob's right password
-    assert throttle.begin("10.0.0.2", "alice") is None  # alice still locked
-    assert throttle.begin("10.0.0.1", "carol") == 0  # the address is at 1 of 2 ...
-    assert throttle.begin("10.0.0.1", "dave") is None  # ... and now at its limit
+    throttle.succeeded("bob")  # bob's right password does not clear the address
+    throttle.begin("10.0.0.1", "carol")
+    throttle.failed("10.0.0.1")  # the address: two of two
+    assert throttle.begin("10.0.0.1", "dave") is None
+
+
+def test_many_right_logins_from_one_address_at_once_pass() -> None:
+    throttle = _throttle(per_address=3, max_delay_s=0)  # a class behind one NAT address
+    assert [throttle.begin("nat", f"student{i}") for i in range(40)] == [0] * 40
 
 
 def test_failures_are_forgotten() -> None:
