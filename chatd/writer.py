@@ -55,6 +55,11 @@ class ActionJob(WriteJob):
 
 _STOP = object()
 
+# How often the WAL is copied back into the database file (see Checkpointer).
+CHECKPOINT_INTERVAL_S = 1.0
+# Past this many pages (16 MiB) the writer restarts the WAL itself (see Checkpointer).
+WAL_RESTART_PAGES = 4096
+
 
 class GroupCommitWriter:
     """Commits queued jobs in batches on its own thread, then calls `on_committed(batch)`.
@@ -80,6 +85,10 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         self._conn = connect(self._db_path)
+        # Checkpoints happen on their own thread, not inside a commit.
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = Checkpointer(self._db_path)
+        self._checkpointer.start()
         self._thread.start()
 
     def submit(self, job: WriteJob) -> None:
@@ -89,6 +98,7 @@ class GroupCommitWriter:
         """Write everything submitted so far, then end the thread."""
         self._queue.put(_STOP)
         self._thread.join()
+        self._checkpointer.stop()
         self._conn.close()
 
     def _run(self) -> None:
@@ -110,6 +120,8 @@ class GroupCommitWriter:
                     break
             if batch:
                 self._commit(batch)
+            if self._checkpointer.wal_is_long:
+                self._restart_wal()
 
     def _commit(self, batch: list[WriteJob]) -> None:
         try:
@@ -125,6 +137,18 @@ class GroupCommitWriter:
             self._on_committed(batch)
         except Exception:  # the writer must outlive any bug in a callback
             log.exception("error while reporting a committed batch")
+
+    def _restart_wal(self) -> None:
+        """Checkpoint from the writer itself, so that its next commit starts the WAL over.
+
+        The background checkpointer has just copied nearly everything, so this
+        has little left to copy and sync.
+        """
+        self._checkpointer.wal_is_long = False
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.debug("WAL restart skipped: %s", exc)
 
     def _apply(self, batch: list[WriteJob]) -> None:
         message_jobs = [job for job in batch if isinstance(job, MessageJob)]
@@ -148,3 +172,50 @@ class GroupCommitWriter:
                         action_job.result = action_job.action(self._conn)
                 except Exception as exc:
                     action_job.error = exc
+
+
+class Checkpointer:
+    """Copies committed pages from the WAL back into the database file, every second.
+
+    SQLite does this by itself every 1,000 pages, but inside whichever commit
+    crosses the mark, and a checkpoint syncs the database file to disk: the
+    messages waiting for that commit were delivered 10-15 ms late (p99 at
+    40,000 deliveries/s went from 1.7 ms to 14 ms). A PASSIVE checkpoint on a
+    connection of its own runs beside the writer instead of in its way.
+
+    It cannot shorten the WAL, though: SQLite starts the WAL over only when a
+    writer begins right after a checkpoint that copied every page, and under
+    steady load the writer has always added more by then. So once the WAL
+    passes WAL_RESTART_PAGES this raises `wal_is_long`, and the writer, between
+    two batches, runs the (by then small) last checkpoint itself.
+    """
+
+    def __init__(self, db_path: Path, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        self._db_path = db_path
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chatd-checkpoint", daemon=True)
+        self.wal_is_long = False
+
+    def start(self) -> None:
+        self._conn = connect(self._db_path)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        self._checkpoint()  # leave the WAL short for the next start
+        self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        try:
+            _, wal_pages, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # busy or locked: the next round catches up
+            log.debug("checkpoint skipped: %s", exc)
+            return
+        if wal_pages >= WAL_RESTART_PAGES:
+            self.wal_is_long = True
