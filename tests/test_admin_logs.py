@@ -119,8 +119,11 @@ def test_commands_bring_an_old_database_up_to_date(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = connect(path)
     migrations.migrate(conn, old)
-    with transaction(conn):
-        messages.insert(conn, NewMessage(1, Kind.PUBLIC, None, "zoe", "written before search"))
+    with transaction(conn):  # a row as version 1 of chatd wrote it
+        conn.execute(
+            "INSERT INTO messages (sent_at, kind, sender, body)"
+            " VALUES (1, 'public', 'zoe', 'written before search')"
+        )
     conn.close()
     found = _bodies(path, "--query", "search")
     assert found == ["written before search"]  # migrated, and the old rows indexed
