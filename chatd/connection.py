@@ -18,6 +18,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -53,6 +54,7 @@ class Connection(asyncio.Protocol):
         self._outgoing: list[bytes] = []
         self._flush_queued = False
         self.logged_in = False
+        self.opened_at = time.monotonic()
         self.gone = False  # the socket is closed or closing: sends are dropped
         self.close_reason = ""  # why the server cut the client off, if it did
 

@@ -23,10 +23,9 @@ import resource
 import signal
 import sqlite3
 import ssl
-import threading
+import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -37,10 +36,11 @@ from chatd.connection import Connection
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.session import Session
 from chatd.settings import Settings
-from chatd.storage import connect, messages, open_database, users
+from chatd.storage import messages, open_database, users
 from chatd.storage.messages import Kind, NewMessage, StoredMessage
 from chatd.storage.users import User
 from chatd.wire import encode_line
+from chatd.workers import WorkerPool, no_connection
 from chatd.writer import ActionJob, GroupCommitWriter, MessageJob, WriteJob
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ChatServer:
         self._on_ready = on_ready
         self._connections: set[Connection] = set()
         self._per_address: Counter[str] = Counter()
-        self._pending_logins = 0  # connections not logged in yet
+        self._logging_in: dict[Connection, None] = {}  # not logged in yet, oldest first
         self._throttle = LoginThrottle(
             per_account=settings.throttle_account_after,
             per_address=settings.throttle_address_after,
@@ -82,9 +82,6 @@ class ChatServer:
         self._online: dict[str, list[Session]] = {}  # lower-case name -> that user's sessions
         self._to_flush: list[Connection] = []
         self._flush_scheduled = False
-        self._local = threading.local()
-        self._read_connections: list[sqlite3.Connection] = []
-        self._read_connections_lock = threading.Lock()
 
     # --- starting and stopping ------------------------------------------------
 
@@ -100,12 +97,13 @@ class ChatServer:
             self.settings.db, self._committed_elsewhere, batch_max=self.settings.commit_batch
         )
         self._writer.start()
-        self._reads = ThreadPoolExecutor(_READ_WORKERS, thread_name_prefix="chatd-read")
-        self._hashing = ThreadPoolExecutor(
-            self.settings.hash_workers, thread_name_prefix="chatd-bcrypt"
-        )
+        self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
+        self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
+        self._reads.start(self._loop)
+        self._hashing.start(self._loop)
         # Make the decoy hash for unknown users now, so the first one costs no more.
-        self._hashing.submit(lambda: self.hasher.decoy_hash)
+        self._hashing.run(no_connection(lambda: self.hasher.decoy_hash))
+        self._sweeper = self._loop.create_task(self._close_slow_logins())
         try:
             self._listener = await self._loop.create_server(
                 lambda: Connection(self),
@@ -177,13 +175,9 @@ class ChatServer:
         log.info("stopped")
 
     async def _stop_workers(self) -> None:
-        await self._loop.run_in_executor(None, self._writer.stop)
-        self._reads.shutdown()
-        self._hashing.shutdown(cancel_futures=True)
-        with self._read_connections_lock:
-            for conn in self._read_connections:
-                conn.close()
-            self._read_connections.clear()
+        self._sweeper.cancel()
+        for stop in (self._writer.stop, self._reads.stop, self._hashing.stop):
+            await self._loop.run_in_executor(None, stop)
 
     # --- connections --------------------------------------------------------------
 
@@ -198,10 +192,31 @@ class ChatServer:
             return
         self._connections.add(conn)
         self._per_address[conn.address] += 1
-        self._pending_logins += 1
+        self._logging_in[conn] = None
         task = self._loop.create_task(self._serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._session_ended)
+
+    async def _close_slow_logins(self) -> None:
+        """Close connections that have not logged in within login_deadline_s.
+
+        One sweep a second (or more often for short deadlines) instead of a
+        timer per connection: the pending logins are kept oldest first, so a
+        sweep stops at the first one still in time.
+        """
+        deadline = self.settings.login_deadline_s
+        while True:
+            await asyncio.sleep(min(1.0, deadline / 4))
+            cutoff = time.monotonic() - deadline
+            while self._logging_in:
+                conn = next(iter(self._logging_in))
+                if conn.opened_at > cutoff:
+                    break
+                del self._logging_in[conn]
+                log.info("%s: login deadline passed", conn.peer)
+                conn.send(replies.LOGIN_TOO_SLOW)
+                conn.stop_reading()
+                conn.close()
 
     async def _serve(self, conn: Connection) -> None:
         # With TLS, the handshake runs here, in this connection's own task
@@ -220,7 +235,7 @@ class ChatServer:
             return "the server is full; try again later."
         if self._per_address[address] >= self.settings.max_per_address:
             return "too many connections from your address."
-        if self._pending_logins >= self.settings.max_pending_logins:
+        if len(self._logging_in) >= self.settings.max_pending_logins:
             return "too many logins in progress; try again in a moment."
         return ""
 
@@ -228,8 +243,7 @@ class ChatServer:
         if conn not in self._connections:
             return
         self._connections.remove(conn)
-        if not conn.logged_in:
-            self._pending_logins -= 1
+        self._logging_in.pop(conn, None)
         self._per_address[conn.address] -= 1
         if self._per_address[conn.address] <= 0:
             del self._per_address[conn.address]
@@ -259,7 +273,7 @@ class ChatServer:
     def enter(self, session: Session) -> int:
         """A session has logged in; returns how many users are online now."""
         session.conn.logged_in = True
-        self._pending_logins -= 1
+        self._logging_in.pop(session.conn, None)
         self._chatting[session] = None
         sessions = self._online.setdefault(session.name.lower(), [])
         sessions.append(session)
@@ -318,9 +332,7 @@ class ChatServer:
             raise LoginRefusedError
         if wait:
             await asyncio.sleep(wait)
-        result = await self._loop.run_in_executor(
-            self._hashing, self._check_login, username, password
-        )
+        result = await self._hashing.run(self._check_login, username, password)
         if result is None:
             self._throttle.failed(conn.address)
             log.info("%s: failed login as %r", conn.peer, username[:40])
@@ -330,19 +342,16 @@ class ChatServer:
         log.info("%s: %s logged in", conn.peer, result.user.username)
         return result.user
 
-    def _check_login(self, username: str, password: str) -> LoginResult | None:
-        return accounts.authenticate(self._read_connection(), self.hasher, username, password)
+    def _check_login(
+        self, conn: sqlite3.Connection, username: str, password: str
+    ) -> LoginResult | None:
+        return accounts.authenticate(conn, self.hasher, username, password)
 
     async def change_password(self, session: Session, current: str, new: str) -> bool:
         """Change a user's password if `current` is right."""
-        if (
-            await self._loop.run_in_executor(
-                self._hashing, self._check_login, session.name, current
-            )
-            is None
-        ):
+        if await self._hashing.run(self._check_login, session.name, current) is None:
             return False
-        new_hash = await self._loop.run_in_executor(self._hashing, self.hasher.hash, new)
+        new_hash = await self._hashing.run(no_connection(self.hasher.hash), new)
         await self._write(
             partial(users.set_password, username=session.name, password_hash=new_hash)
         )
@@ -443,24 +452,13 @@ class ChatServer:
 
     async def _read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a read query on a read worker, with that thread's own connection."""
-        return await self._loop.run_in_executor(
-            self._reads, lambda: query(self._read_connection(), *args)
-        )
+        return await self._reads.run(query, *args)
 
     async def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write on the writer thread, in its next batch."""
         done: asyncio.Future[T] = self._loop.create_future()
         self._writer.submit(ActionJob(action, done))
         return await done
-
-    def _read_connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.settings.db)
-            self._local.conn = conn
-            with self._read_connections_lock:
-                self._read_connections.append(conn)
-        return conn
 
 
 def _record_login(conn: sqlite3.Connection, *, result: LoginResult) -> None:

@@ -11,7 +11,6 @@ every answer comes back in the order its line was sent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -57,13 +56,7 @@ class Session:
     async def run(self) -> None:
         """Serve the client from its first line to its last."""
         try:
-            try:
-                async with asyncio.timeout(self.server.settings.login_deadline_s):
-                    self.user = await self._log_in()
-            except TimeoutError:
-                self.conn.send(replies.LOGIN_TOO_SLOW)
-                log.info("%s: login deadline passed", self.conn.peer)
-                return
+            self.user = await self._log_in()  # the server closes it if it takes too long
             if self.user is None or self.conn.gone:  # failed, or gone during the check
                 return
             online = self.server.enter(self)

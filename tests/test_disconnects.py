@@ -98,7 +98,7 @@ def test_disconnecting_leaves_no_stale_session(
         lambda: len(inner._connections) == 1 and inner.online_names() == ["bob"],
         what="the connection and its session to be forgotten",
     )
-    assert inner._pending_logins == 0
+    assert not inner._logging_in
     assert sum(inner._per_address.values()) == 1
     watcher.send("/users")
     watcher.expect("^Active users: bob$")
