@@ -73,8 +73,11 @@ def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> Non
     The search index is filled with one statement for the whole batch: much
     cheaper than a trigger per row (see migrations/0003_batch_search_index.sql).
     """
+    rows = [m.as_row() for m in messages]
+    if not rows:
+        return
     (last_before,) = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
-    conn.executemany(_INSERT, (m.as_row() for m in messages))
+    conn.executemany(_INSERT, rows)
     conn.execute(
         "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id > ?",
         (last_before,),
