@@ -21,23 +21,52 @@ def now_us() -> int:
 class StampFormatter:
     """Formats stored timestamps as "YYYY-MM-DD HH:MM:SS", in local time or UTC.
 
-    Exports format millions of stamps, mostly a few per second, so the text
-    of the last whole second is kept and reused.
+    Exports format millions of stamps, in order (logs) or hopping through
+    months (a user's history), so nothing here calls strftime per stamp. The
+    UTC offset is looked up once per quarter hour of time (every time zone
+    changes its offset on a quarter hour) and remembered; dates are
+    remembered per day; hours, minutes and seconds are plain arithmetic.
     """
 
-    __slots__ = ("_convert", "_last_second", "_last_text")
+    __slots__ = ("_days", "_offsets", "_utc")
+
+    _TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+    _QUARTER = 900  # seconds
+    _REMEMBER = 100_000  # quarters and days kept, at most
 
     def __init__(self, *, utc: bool = False) -> None:
-        self._convert = time.gmtime if utc else time.localtime
-        self._last_second = -1
-        self._last_text = ""
+        self._utc = utc
+        self._offsets: dict[int, int | None] = {}  # quarter -> UTC offset in seconds
+        self._days: dict[int, str] = {}  # local day number -> "YYYY-MM-DD "
 
     def __call__(self, stamp_us: int) -> str:
         second = stamp_us // 1_000_000
-        if second != self._last_second:
-            self._last_second = second
-            self._last_text = time.strftime("%Y-%m-%d %H:%M:%S", self._convert(second))
-        return self._last_text
+        offset = 0 if self._utc else self._offset(second // self._QUARTER)
+        if offset is None:  # the offset changes inside this quarter (never, in practice)
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        local = second + offset
+        day, of_day = divmod(local, 86_400)
+        date = self._days.get(day)
+        if date is None:
+            if len(self._days) > self._REMEMBER:
+                self._days.clear()
+            date = self._days[day] = time.strftime("%Y-%m-%d ", time.gmtime(day * 86_400))
+        hours, rest = divmod(of_day, 3600)
+        minutes, seconds = divmod(rest, 60)
+        two = self._TWO_DIGITS
+        return f"{date}{two[hours]}:{two[minutes]}:{two[seconds]}"
+
+    def _offset(self, quarter: int) -> int | None:
+        try:
+            return self._offsets[quarter]
+        except KeyError:
+            pass
+        if len(self._offsets) > self._REMEMBER:
+            self._offsets.clear()
+        start = time.localtime(quarter * self._QUARTER).tm_gmtoff
+        end = time.localtime(quarter * self._QUARTER + self._QUARTER - 1).tm_gmtoff
+        offset = self._offsets[quarter] = start if start == end else None
+        return offset
 
     def day(self, stamp_us: int) -> str:
         """The calendar day of a stamp, "YYYY-MM-DD"."""
