@@ -17,9 +17,10 @@ from typing import Annotated
 import typer
 
 from admin import output
+from admin.exports import export_all_histories as write_all_histories
 from admin.exports import export_history as write_history
 from admin.exports import export_logs as write_logs
-from admin.progress import no_progress, progress
+from admin.progress import progress
 from chatd import accounts
 from chatd.accounts import AccountError, PasswordHasher, UsersFileError
 from chatd.cliapp import fail, run_app
@@ -365,14 +366,12 @@ def export_history(
             typer.echo(f"Wrote {done.path} ({done.lines:,} lines).")
             return
         directory = out or Path("history")
-        everyone = users.every_user(conn)
-        lines = 0
-        with progress("Exporting histories", total=len(everyone)) as advance:
-            for user in everyone:
-                path = directory / f"{user.username}.txt"
-                lines += write_history(conn, user.id, path, stamp=stamp, advance=no_progress).lines
-                advance(1)
-    typer.echo(f"Wrote {len(everyone)} files to {directory}/ ({lines:,} lines).")
+        names = {user.id: user.username for user in users.every_user(conn)}
+        total = messages.count_all_histories(conn)
+        with progress("Exporting histories", total=total) as advance:
+            files = write_all_histories(conn, names, directory, stamp=stamp, advance=advance)
+    lines = sum(f.lines for f in files)
+    typer.echo(f"Wrote {len(files)} files to {directory}/ ({lines:,} lines).")
 
 
 @app.command("export-logs")

@@ -1,10 +1,10 @@
 """Exports to text files: written atomically, streamed from the database.
 
 A file is written under a temporary name in its target directory and renamed
-into place only when complete, so a reader (or a crash) never sees half a
-file, and an earlier export stays intact until the new one is whole. Rows
-are streamed from SQLite and written as they come: memory stays flat however
-many millions of lines there are.
+into place only when complete, so a reader (or a crashed export) never sees
+half a file, and an earlier export stays intact until the new one is whole.
+Rows are streamed from SQLite and written as they come: memory stays flat
+however many millions of lines there are.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from admin.progress import Advance
 from chatd.clock import StampFormatter
@@ -25,6 +25,8 @@ from chatd.storage.messages import StoredMessage
 from chatd.wire import make_visible
 
 _PROGRESS_EVERY = 10_000  # lines between two updates of the progress bar
+
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,9 @@ class AtomicFile:
         self.file: TextIO = os.fdopen(fd, "w", encoding="utf-8", newline="\n", buffering=1 << 20)
 
     def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        # No fsync: the rename alone is what keeps readers from seeing half a
+        # file, and an export is easily run again; syncing each of 10,000
+        # history files cost more than writing them.
         self.file.close()
         os.replace(self._temporary, self.path)
 
@@ -54,62 +57,29 @@ class AtomicFile:
         self._temporary.unlink(missing_ok=True)
 
 
-def _write_lines(
-    target: AtomicFile, entries: Iterable[StoredMessage], stamp: StampFormatter, advance: Advance
-) -> int:
-    written = 0
-    write = target.file.write
-    for entry in entries:
-        write(make_visible(log_line(entry, stamp)) + "\n")
-        written += 1
-        if written % _PROGRESS_EVERY == 0:
-            advance(_PROGRESS_EVERY)
-    advance(written % _PROGRESS_EVERY)
-    return written
+def _line(entry: StoredMessage, stamp: StampFormatter) -> str:
+    """One exported line, control characters shown as escapes."""
+    text = log_line(entry, stamp)
+    return (text if text.isprintable() else make_visible(text)) + "\n"
 
 
-def export_history(
-    conn: sqlite3.Connection,
-    user_id: int,
-    path: Path,
-    *,
-    stamp: StampFormatter,
-    advance: Advance,
-) -> Exported:
-    """Write one user's whole personal history (what they said, private messages to them)."""
-    target = AtomicFile(path)
-    try:
-        lines = _write_lines(target, messages.iter_personal_history(conn, user_id), stamp, advance)
-    except BaseException:
-        target.discard()
-        raise
-    target.commit()
-    return Exported(path, lines)
-
-
-def export_logs(
-    conn: sqlite3.Connection,
-    since: int,
-    until: int,
-    directory: Path,
-    *,
-    stamp: StampFormatter,
-    advance: Advance,
+def _write_files(
+    keyed_lines: Iterable[tuple[Key, str]], path_for: Callable[[Key], Path], advance: Advance
 ) -> list[Exported]:
-    """Write the public log of [since, until) as one file per day, `DIRECTORY/YYYY-MM-DD.log`."""
+    """Write lines that come grouped by key, one file per key, each atomically."""
     exported: list[Exported] = []
     target: AtomicFile | None = None
-    day, lines, written = "", 0, 0
+    current: Key | None = None
+    lines = written = 0
     try:
-        for entry in messages.iter_public_log(conn, since, until):
-            text = log_line(entry, stamp)
-            if target is None or not text.startswith(day):
+        for key, line in keyed_lines:
+            if target is None or key != current:
                 if target is not None:
                     target.commit()
                     exported.append(Exported(target.path, lines))
-                day, lines = text[:10], 0
-                target = AtomicFile(directory / f"{day}.log")
-            target.file.write(make_visible(text) + "\n")
+                current, lines = key, 0
+                target = AtomicFile(path_for(key))
+            target.file.write(line)
             lines += 1
             written += 1
             if written % _PROGRESS_EVERY == 0:
@@ -123,3 +93,59 @@ def export_logs(
         exported.append(Exported(target.path, lines))
     advance(written % _PROGRESS_EVERY)
     return exported
+
+
+def _empty(path: Path) -> Exported:
+    AtomicFile(path).commit()
+    return Exported(path, 0)
+
+
+def export_history(
+    conn: sqlite3.Connection,
+    user_id: int,
+    path: Path,
+    *,
+    stamp: StampFormatter,
+    advance: Advance,
+) -> Exported:
+    """Write one user's whole personal history (what they said, private messages to them)."""
+    entries = messages.iter_personal_history(conn, user_id)
+    files = _write_files(((0, _line(e, stamp)) for e in entries), lambda _: path, advance)
+    return files[0] if files else _empty(path)
+
+
+def export_all_histories(
+    conn: sqlite3.Connection,
+    names: dict[int, str],
+    directory: Path,
+    *,
+    stamp: StampFormatter,
+    advance: Advance,
+) -> list[Exported]:
+    """Every account's history as `DIRECTORY/USER.txt`, in one pass over the database.
+
+    `names` maps account ids to usernames; an account without history gets an
+    empty file.
+    """
+    keyed = ((owner, _line(e, stamp)) for owner, e in messages.iter_all_histories(conn))
+    files = _write_files(keyed, lambda owner: directory / f"{names[owner]}.txt", advance)
+    written = {f.path for f in files}
+    for name in names.values():
+        if directory / f"{name}.txt" not in written:
+            files.append(_empty(directory / f"{name}.txt"))
+    return files
+
+
+def export_logs(
+    conn: sqlite3.Connection,
+    since: int,
+    until: int,
+    directory: Path,
+    *,
+    stamp: StampFormatter,
+    advance: Advance,
+) -> list[Exported]:
+    """The public log of [since, until) as one file per day, `DIRECTORY/YYYY-MM-DD.log`."""
+    lines = (_line(e, stamp) for e in messages.iter_public_log(conn, since, until))
+    by_day = ((line[:10], line) for line in lines)  # each line starts with its date
+    return _write_files(by_day, lambda day: directory / f"{day}.log", advance)
