@@ -51,10 +51,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def pinned(command: list[str], cpu: int | None) -> list[str]:
-    """Prefix a command with `taskset -c CPU` where taskset and that CPU exist."""
-    if cpu is None or shutil.which("taskset") is None or cpu >= (os.cpu_count() or 1):
+    """Prefix a command with `taskset -c CPU`, or with every CPU for None: a child
+    would otherwise inherit the load generator's own pinning."""
+    cpus = os.cpu_count() or 1
+    if shutil.which("taskset") is None or (cpu is not None and cpu >= cpus):
         return command
-    return ["taskset", "-c", str(cpu), *command]
+    return ["taskset", "-c", f"0-{cpus - 1}" if cpu is None else str(cpu), *command]
 
 
 class ChatdServer:
@@ -68,11 +70,13 @@ class ChatdServer:
         cpu: int | None = None,
         bcrypt_rounds: int = 4,
         directory: Path | None = None,
+        db: Path | None = None,
     ) -> None:
+        """`users` accounts are imported at start, unless an existing `db` is given."""
         self.directory = directory or Path(tempfile.mkdtemp(prefix="chatd-bench-"))
-        self.db = self.directory / "chat.db"
+        self.db = db or self.directory / "chat.db"
         users_file = self.directory / "users.txt"
-        if not users_file.exists():
+        if db is None:
             write_users(users_file, users)
         command = [
             *chatd_command(), "serve", "--host", "127.0.0.1", "--port", "0",

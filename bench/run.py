@@ -1,0 +1,297 @@
+"""chatd's benchmark suite: chatd, ngIRCd and the floor server on the same work, in one run.
+
+    python bench/run.py                      # everything: 5 runs, every peer (about 15 min)
+    python bench/run.py --quick              # small sizes, one run (a minute at most)
+    python bench/run.py fanout pingpong --runs 3 --peers chatd,ngircd
+
+The server runs pinned to CPU 0 and this process, the load generator, to
+CPU 1 (capacity leaves the server free: logins are bcrypt work on every
+core). Runs are interleaved (run 1 of every peer, then run 2, ...), ratios
+chatd/peer are taken run by run and their median reported, like every other
+figure. Results go to bench/results/latest.json (and a dated copy), and a
+chart of deliveries and latency to bench/results/chart.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import operator
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import peers
+import scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    label: str
+    run: Callable[[type[Any] | None], scenarios.Figures]
+    peers: tuple[str, ...] = ("chatd", "ngircd", "floor")
+
+
+@dataclass(frozen=True)
+class Target:
+    case: str  # "scenario label"
+    figure: str
+    compare: Callable[[float, float], bool]
+    bound: float
+    text: str
+    ratio_to: str | None = None  # compare chatd/<peer> instead of chatd's figure
+
+
+def _cases(quick: bool, database: Callable[[], Path]) -> list[Case]:
+    def fan(c: int, s: int, m: int, rate: float | None = None) -> Callable[[Any], Any]:
+        return lambda peer: scenarios.fanout(peer, c, s, m, rate=rate)
+
+    if quick:  # seconds, for the smoke test: the figures mean little at this size
+        return [
+            Case("fanout", "10x5x10", fan(10, 5, 10)),
+            Case("fanout-rate", "1k/s", fan(10, 10, 5, rate=1_000)),
+            Case("pingpong", "5", lambda peer: scenarios.pingpong(peer, 5, 10)),
+            Case("capacity", "50", lambda peer: scenarios.capacity(peer, 50)),
+            Case("logins", "cost 4", lambda _: scenarios.logins(1, rounds=4), ("chatd",)),
+            Case("storage", "5k", lambda _: scenarios.storage(database(), 10), ("chatd",)),
+        ]
+    return [
+        Case("fanout", "100x100x200", fan(100, 100, 200)),
+        Case("fanout", "1000x10x100", fan(1000, 10, 100)),
+        Case("fanout-rate", "40k/s", fan(100, 100, 40, rate=40_000)),
+        Case("pingpong", "50", lambda peer: scenarios.pingpong(peer, 50, 200)),
+        Case("capacity", "10000", lambda peer: scenarios.capacity(peer, 10_000)),
+        Case("logins", "cost 12", lambda _: scenarios.logins(20, rounds=12), ("chatd",)),
+        Case("storage", "1M", lambda _: scenarios.storage(database()), ("chatd",)),
+    ]
+
+
+ge, le = operator.ge, operator.le
+TARGETS = [
+    Target("fanout 100x100x200", "deliveries_per_s", ge, 200_000, ">= 200,000/s"),
+    Target("fanout 100x100x200", "deliveries_per_s", ge, 0.2, ">= 0.2x ngIRCd", "ngircd"),
+    Target("fanout 100x100x200", "lost", le, 0, "0"),
+    Target("fanout 100x100x200", "duplicated", le, 0, "0"),
+    Target("fanout 100x100x200", "out_of_order", le, 0, "0"),
+    Target("fanout 1000x10x100", "deliveries_per_s", ge, 150_000, ">= 150,000/s"),
+    Target("fanout-rate 40k/s", "p99_ms", le, 5, "<= 5 ms"),
+    Target("pingpong 50", "round_trips_per_s", ge, 2_500, ">= 2,500/s"),
+    Target("capacity 10000", "rss_per_session_kib", le, 20 * 1000 / 1024, "<= 20 KB"),
+    Target("capacity 10000", "login_all_s", le, 10, "<= 10 s"),
+    Target("logins cost 12", "logins_per_s", ge, 3, ">= 3/s"),
+    Target("logins cost 12", "chat_p99_ms", le, 50, "<= 50 ms"),
+    Target("storage 1M", "history_p99_ms", le, 5, "<= 5 ms"),
+    Target("storage 1M", "search_p99_ms", le, 50, "<= 50 ms"),
+    Target("storage 1M", "export_logs_lines_per_s", ge, 200_000, ">= 200,000/s"),
+    Target("storage 1M", "export_history_lines_per_s", ge, 200_000, ">= 200,000/s"),
+    Target("storage 1M", "export_logs_peak_mib", le, 100e6 / 2**20, "<= 100 MB"),
+    Target("storage 1M", "export_history_peak_mib", le, 100e6 / 2**20, "<= 100 MB"),
+    Target("storage 1M", "ready_s", le, 0.5, "<= 0.5 s"),
+]
+
+
+@dataclass
+class Results:
+    runs: dict[str, dict[str, list[scenarios.Figures]]] = field(default_factory=dict)
+
+    def add(self, case: str, peer: str, figures: scenarios.Figures) -> None:
+        self.runs.setdefault(case, {}).setdefault(peer, []).append(figures)
+
+    def median(self, case: str, peer: str, figure: str) -> float:
+        values = [run[figure] for run in self.runs.get(case, {}).get(peer, []) if figure in run]
+        return statistics.median(values) if values else math.nan
+
+    def ratio(self, case: str, figure: str, peer: str) -> float:
+        """The median over runs of chatd's figure divided by the peer's in the same run."""
+        mine = self.runs.get(case, {}).get("chatd", [])
+        theirs = self.runs.get(case, {}).get(peer, [])
+        ratios = [a[figure] / b[figure] for a, b in zip(mine, theirs, strict=False) if b[figure]]
+        return statistics.median(ratios) if ratios else math.nan
+
+
+def _database(quick: bool, cache: Path) -> Callable[[], Path]:
+    size, users = (5_000, 200) if quick else (1_000_000, 10_000)
+    path = cache / f"storage-{size}.db"
+
+    def build() -> Path:
+        if not path.exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            print(f"   generating {size:,} messages from {users:,} users ...", flush=True)
+            started = time.monotonic()
+            partial = path.with_suffix(".partial")
+            for leftover in cache.glob(partial.name + "*"):
+                leftover.unlink()
+            scenarios.generate_database(partial, size, users)
+            partial.rename(path)
+            print(f"   ... in {time.monotonic() - started:.0f} s", flush=True)
+        return path
+
+    return build
+
+
+def _format(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def report(results: Results, chosen_peers: list[str]) -> list[dict[str, Any]]:
+    """Print the table; return the targets with their verdicts."""
+    others = [p for p in chosen_peers if p != "chatd"]
+    header = ["case", "figure", *chosen_peers, *(f"chatd/{p}" for p in others)]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for case, by_peer in results.runs.items():
+        figures = list(dict.fromkeys(name for run in by_peer.get("chatd", []) for name in run))
+        for figure in figures:
+            cells = [_format(results.median(case, p, figure)) for p in chosen_peers]
+            cells += [_format(results.ratio(case, figure, p)) for p in others]
+            print(f"| {case} | {figure} | " + " | ".join(cells) + " |")
+    verdicts = []
+    print("\n| target | figure | wanted | measured | met |\n|---|---|---|---|---|")
+    for target in TARGETS:
+        if target.case not in results.runs:
+            continue
+        if target.ratio_to:
+            if target.ratio_to not in chosen_peers:
+                continue
+            value = results.ratio(target.case, target.figure, target.ratio_to)
+        else:
+            value = results.median(target.case, "chatd", target.figure)
+        met = not math.isnan(value) and target.compare(value, target.bound)
+        name = target.figure + (f" / {target.ratio_to}" if target.ratio_to else "")
+        verdict = "yes" if met else "NO"
+        print(f"| {target.case} | {name} | {target.text} | {_format(value)} | {verdict} |")
+        verdicts.append(
+            {"case": target.case, "figure": name, "wanted": target.text, "measured": value}
+            | {"met": met}
+        )
+    return verdicts
+
+
+def chart(results: Results, chosen_peers: list[str], path: Path) -> bool:
+    """Deliveries and round trips a second, and latency, per peer, as a PNG (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("   (no chart: matplotlib is not installed; pip install -e '.[bench]')")
+        return False
+    panels = [
+        ("deliveries a second (higher is better)", "deliveries_per_s",
+         [c for c in results.runs if c.startswith("fanout ")]),
+        ("round trips a second (higher is better)", "round_trips_per_s",
+         [c for c in results.runs if c.startswith("pingpong")]),
+        ("latency p99, ms, log scale (lower is better)", "p99_ms",
+         [c for c in results.runs if c.startswith(("fanout", "pingpong"))]),
+    ]  # fmt: skip
+    panels = [panel for panel in panels if panel[2]]
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(14, 4.5), width_ratios=[len(p[2]) for p in panels]
+    )
+    width = 0.8 / len(chosen_peers)
+    for axis, (title, figure_name, cases) in zip(axes, panels, strict=True):
+        for index, peer in enumerate(chosen_peers):
+            xs = [i + index * width for i in range(len(cases))]
+            values = [results.median(case, peer, figure_name) for case in cases]
+            axis.bar(xs, values, width, label=peer)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
+        axis.set_xticklabels(cases, fontsize=8)
+        axis.set_title(title, fontsize=10)
+        if figure_name == "p99_ms":
+            axis.set_yscale("log")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "scenarios", nargs="*", help="fanout fanout-rate pingpong capacity logins storage"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--runs", type=int, help="runs of each case (default 5; 1 with --quick)")
+    parser.add_argument("--peers", default="chatd,ngircd,floor", help="servers to compare")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and chart go")
+    parser.add_argument("--cache", type=Path, default=RESULTS, help="where generated databases go")
+    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--replot", type=Path, help="only draw the chart again from a results JSON file"
+    )
+    options = parser.parse_args()
+    if options.replot:
+        saved = json.loads(options.replot.read_text())
+        chart(Results(saved["results"]), saved["peers"], options.out / "chart.png")
+        return
+    runs = options.runs or (1 if options.quick else 5)
+    chosen = [p for p in options.peers.split(",") if p]
+    missing = [p for p in chosen if not peers.available(p)]
+    if missing:
+        print(f"skipping {', '.join(missing)}: not installed (apt-get install ngircd)")
+        chosen = [p for p in chosen if p not in missing]
+    cases = [
+        case
+        for case in _cases(options.quick, _database(options.quick, options.cache))
+        if not options.scenarios or case.scenario in options.scenarios
+    ]
+
+    scenarios.pin_self()
+    scenarios.raise_open_files_limit()
+    results = Results()
+    for run in range(1, runs + 1):
+        for case in cases:
+            for name in (p for p in chosen if p in case.peers):
+                print(f"-- run {run}/{runs}: {case.scenario} {case.label} on {name}", flush=True)
+                figures = case.run(peers.PEERS[name])
+                results.add(f"{case.scenario} {case.label}", name, figures)
+                print(
+                    "   " + ", ".join(f"{k} {_format(v)}" for k, v in figures.items()), flush=True
+                )
+
+    verdicts = report(results, chosen)
+    options.out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "runs": runs,
+        "quick": options.quick,
+        "peers": chosen,
+        "results": results.runs,
+        "medians": {
+            case: {
+                peer: {f: results.median(case, peer, f) for f in runs_[0]}
+                for peer, runs_ in by_peer.items()
+            }
+            for case, by_peer in results.runs.items()
+        },
+        "targets": verdicts,
+    }
+    text = json.dumps(document, indent=2)
+    (options.out / "latest.json").write_text(text)
+    (options.out / time.strftime("bench-%Y%m%d-%H%M%S.json")).write_text(text)
+    if not options.no_chart and chart(results, chosen, options.out / "chart.png"):
+        print(f"chart: {options.out / 'chart.png'}")
+    print(f"results: {options.out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

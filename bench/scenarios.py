@@ -1,0 +1,292 @@
+"""The benchmark scenarios. Each takes a peer class and sizes, runs once, returns figures.
+
+Figures are plain floats in a dict, named with their unit (`deliveries_per_s`,
+`p99_ms`, `rss_per_session_kib`), so run.py can tabulate, compare and chart
+them without knowing what they mean.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import loadgen
+from common import ChatdServer, LineClient, Observer, chatd_command, cpu_seconds, percentile
+from peers import Chatd, Peer
+
+Figures = dict[str, float]
+SERVER_CPU = 0  # the server's core; the load generator runs on the other
+LOADGEN_CPU = 1
+
+
+def _ms(values: list[float], fraction: float) -> float:
+    return percentile(values, fraction) * 1000 if values else float("nan")
+
+
+def _latency(prefix: str, seconds: list[float]) -> Figures:
+    return {
+        f"{prefix}p50_ms": _ms(seconds, 0.5),
+        f"{prefix}p99_ms": _ms(seconds, 0.99),
+        f"{prefix}max_ms": max(seconds) * 1000 if seconds else float("nan"),
+    }
+
+
+def _measure(peer: Peer, work: Callable[[], float]) -> tuple[float, float, float]:
+    """Run `work` (returning its seconds); also the server's and our CPU share over it."""
+    server_cpu, own_cpu = cpu_seconds(peer.pid), time.process_time()
+    elapsed = work()
+    return (
+        elapsed,
+        (cpu_seconds(peer.pid) - server_cpu) / elapsed,
+        (time.process_time() - own_cpu) / elapsed,
+    )
+
+
+def fanout(
+    peer_class: type[Any], clients: int, senders: int, messages: int, *, rate: float | None = None
+) -> Figures:
+    """C clients logged in; S of them say M messages each, at most 8 in flight (or at a
+    fixed rate of deliveries a second); deliveries a second over all recipients."""
+    peer: Peer = peer_class(clients, SERVER_CPU)
+    try:
+        connected = loadgen.connect_all(peer.port, clients, peer.dialect, wave=peer.connect_wave)
+        message_rate = None if rate is None else rate / (clients - 1)
+        run = loadgen.Fanout(connected, senders, messages, peer.dialect, rate=message_rate)
+        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        delivered = sum(c.received for c in connected)
+        figures = {
+            "deliveries_per_s": delivered / elapsed,
+            **_latency("", run.tally.latencies),
+            "lost": float(run.lost()),
+            "duplicated": float(run.tally.duplicates + run.extra()),
+            "out_of_order": float(run.tally.out_of_order),
+            "server_cpu": server_cpu,
+            "loadgen_cpu": own_cpu,
+        }
+        if rate is not None:
+            figures["offered_per_s"] = rate
+        loadgen.close_all(connected)
+        return figures
+    finally:
+        peer.close()
+
+
+def pingpong(peer_class: type[Any], clients: int, messages: int) -> Figures:
+    """Every client says a message and waits for its acknowledgement before the next."""
+    peer: Peer = peer_class(clients, SERVER_CPU)
+    try:
+        connected = loadgen.connect_all(peer.port, clients, peer.dialect, wave=peer.connect_wave)
+        run = loadgen.Fanout(connected, clients, messages, peer.dialect, window=1)
+        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        acks = sum(c.acks for c in connected)
+        loadgen.close_all(connected)
+        return {
+            "round_trips_per_s": acks / elapsed,
+            **_latency("", run.tally.round_trips),
+            "lost": float(run.lost()),
+            "server_cpu": server_cpu,
+            "loadgen_cpu": own_cpu,
+        }
+    finally:
+        peer.close()
+
+
+def capacity(peer_class: type[Any], sessions: int) -> Figures:
+    """K idle sessions: how long they take to log in, and the server's memory for each.
+    The server is not pinned: logins are bcrypt work, which runs on every core."""
+    peer: Peer = peer_class(sessions, None)
+    try:
+        before = peer.rss_kib()
+        dialect = loadgen.IRC_IDLE if peer.dialect is loadgen.IRC else peer.dialect
+        started = time.monotonic()
+        connected = loadgen.connect_all(peer.port, sessions, dialect, wave=peer.connect_wave)
+        login_s = time.monotonic() - started
+        time.sleep(1)  # let the server settle (freed buffers, finished writes)
+        after = peer.rss_kib()
+        loadgen.close_all(connected)
+        return {
+            "login_all_s": login_s,
+            "logins_per_s": sessions / login_s,
+            "rss_per_session_kib": (after - before) / sessions,
+            "rss_total_mib": after / 1024,
+        }
+    finally:
+        peer.close()
+
+
+def logins(seconds: float, chatters: int = 5, storm: int = 10, rounds: int = 12) -> Figures:
+    """A storm of logins at bcrypt cost `rounds` while `chatters` users talk."""
+    accounts = storm + chatters + 1
+    peer = Chatd(accounts, SERVER_CPU, bcrypt_rounds=rounds)
+    try:
+        speakers = [(f"user{i}", f"pw{i}") for i in range(storm, storm + chatters)]
+        listener = (f"user{accounts - 1}", f"pw{accounts - 1}")
+        done: list[float] = []
+        stop = threading.Event()
+
+        def log_in_and_out(number: int) -> None:
+            while not stop.is_set():
+                client = LineClient(peer.port)
+                answer = client.login(f"user{number}", f"pw{number}")
+                if answer.startswith("Welcome"):
+                    done.append(time.monotonic())
+                client.close()
+
+        with Observer(peer.port, speakers, listener, interval=0.25) as observer:
+            observer.take()
+            workers = [threading.Thread(target=log_in_and_out, args=(n,)) for n in range(storm)]
+            started = time.monotonic()
+            for worker in workers:
+                worker.start()
+            time.sleep(seconds)
+            stop.set()
+            for worker in workers:
+                worker.join()
+            elapsed = time.monotonic() - started
+            latency = observer.take()
+        return {
+            "logins_per_s": len(done) / elapsed,
+            "chat_p50_ms": latency.p50_ms,
+            "chat_p99_ms": latency.p99_ms,
+            "chat_max_ms": latency.max_ms,
+            "bcrypt_rounds": float(rounds),
+        }
+    finally:
+        peer.close()
+
+
+# --- storage ----------------------------------------------------------------------------
+
+WORDS = [f"w{n}" for n in range(5000)]
+
+
+def generate_database(path: Path, messages: int, users: int) -> None:
+    """A chat database of `messages` messages from `users` users over 100 days, through
+    chatd's own storage layer. Words follow a Zipf-like law, as in real text."""
+    import bcrypt
+
+    from chatd.storage import messages as message_store
+    from chatd.storage import open_database, transaction
+    from chatd.storage.messages import Kind, NewMessage
+
+    conn = open_database(path)
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+    start = int((time.time() - 100 * 86400) * 1_000_000)
+    step = 100 * 86400 * 1_000_000 // messages
+    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
+    generator = random.Random(42)
+    with transaction(conn):
+        conn.executemany(
+            "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
+            ((f"user{i}", hashed, start) for i in range(users)),
+        )
+    ids = {name: i + 1 for i, name in enumerate(f"user{i}" for i in range(users))}
+    batch = 50_000
+    for first in range(0, messages, batch):
+        rows = []
+        for n in range(first, min(messages, first + batch)):
+            sender = f"user{generator.randrange(users)}"
+            text = " ".join(generator.choices(WORDS, weights, k=generator.randint(3, 12)))
+            at = start + n * step
+            if n % 20 == 0:  # one in twenty is private
+                to = f"user{generator.randrange(users)}"
+                rows.append(NewMessage(at, Kind.PRIVATE, ids[sender], sender, text, ids[to], to))
+            else:
+                rows.append(NewMessage(at, Kind.PUBLIC, ids[sender], sender, text))
+        with transaction(conn):
+            message_store.insert_many(conn, rows)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def storage(database: Path, queries: int = 200) -> Figures:
+    """/history through the server, full-text search, exports, and start-up time."""
+    from chatd.storage import connect
+    from chatd.storage import messages as message_store
+    from chatd.storage.messages import LogQuery
+
+    figures: Figures = {}
+    work = Path(tempfile.mkdtemp(prefix="chatd-storage-"))
+    try:
+        # Start-up on an existing database (no users file to import).
+        server = ChatdServer(
+            directory=work, db=database, cpu=SERVER_CPU, flags=["--rate-per-second", "0"]
+        )
+        figures["ready_s"] = server.ready_after_s
+        try:
+            client = LineClient(server.port)
+            client.login("user7", "pw")
+            durations = []
+            for _ in range(queries):
+                started = time.monotonic()
+                client.send_line("/history 20")
+                header = client.expect("Your last ")
+                for _ in range(int(header.split()[2])):
+                    client.read_line()
+                durations.append(time.monotonic() - started)
+            figures.update(_latency("history_", durations))
+        finally:
+            server.stop()
+            server.process.wait()
+
+        conn = connect(database)
+        search_times = []
+        generator = random.Random(1)
+        for _ in range(queries // 2):
+            words = " ".join(generator.choices(WORDS[:2000], k=generator.choice([1, 1, 2])))
+            started = time.monotonic()
+            list(message_store.query(conn, LogQuery(text=words, limit=100)))
+            search_times.append(time.monotonic() - started)
+        conn.close()
+        figures.update(_latency("search_", search_times))
+
+        for name, args in (
+            ("export_logs", ["export-logs", "--out", str(work / "logs")]),
+            ("export_history", ["export-history", "--all", "--out", str(work / "history")]),
+        ):
+            lines, seconds, peak_mib = _export(database, args)
+            figures[f"{name}_lines_per_s"] = lines / seconds
+            figures[f"{name}_peak_mib"] = peak_mib
+        return figures
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _export(database: Path, args: list[str]) -> tuple[int, float, float]:
+    """Run a chatd-admin export; the lines written, its seconds and its peak memory."""
+    admin = [str(Path(chatd_command()[0]).with_name("chatd-admin"))]
+    if not Path(admin[0]).exists():
+        admin = [sys.executable, "-m", "admin"]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*admin, *args, "--db", str(database)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    output = process.stdout.read().decode() if process.stdout else ""
+    if status != 0:
+        raise RuntimeError(f"chatd-admin {' '.join(args)} failed: {output}")
+    lines = int(output.rsplit("(", 1)[1].split()[0].replace(",", ""))
+    return lines, seconds, usage.ru_maxrss / 1024
+
+
+def raise_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pin_self() -> None:
+    """Run the load generator on its own core, away from the server's."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOADGEN_CPU:
+        os.sched_setaffinity(0, {LOADGEN_CPU})

@@ -1,0 +1,28 @@
+"""A smoke run of the benchmark suite, so that it cannot rot. Its figures are not checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+
+
+def test_the_bench_runs_every_scenario_and_writes_its_results(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--peers", "chatd,floor", "--no-chart",
+         "--out", str(tmp_path), "--cache", str(tmp_path)],
+        capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    document = json.loads((tmp_path / "latest.json").read_text())
+    cases = document["results"]
+    assert {case.split()[0] for case in cases} == {
+        "fanout", "fanout-rate", "pingpong", "capacity", "logins", "storage",
+    }  # fmt: skip
+    fanout = next(runs for case, runs in cases.items() if case.startswith("fanout "))
+    assert set(fanout) == {"chatd", "floor"}
+    assert fanout["chatd"][0]["lost"] == 0  # what the bench counts, not how fast
+    assert "| case | figure | chatd | floor | chatd/floor |" in result.stdout
