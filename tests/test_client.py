@@ -43,6 +43,7 @@ def converse(child: pexpect.spawn, *exchanges: tuple[str, str]) -> None:
 def log_in(child: pexpect.spawn, user: str = "alice", password: str = "pass123") -> None:
     converse(child, ("Username:", user), ("Password:", password))
     child.expect(f"Welcome, {user}!")
+    child.expect(">")  # the prompt is up: keys typed from now on reach it
 
 
 def finish(child: pexpect.spawn) -> tuple[int, str]:
@@ -111,6 +112,7 @@ def test_passwords_are_never_echoed(server: RunningServer) -> None:
 def test_user_and_password_from_the_environment(server: RunningServer) -> None:
     child = spawn(server.port, "--user", "alice", CHATD_PASSWORD="pass123")
     child.expect("Welcome, alice!")
+    child.expect(">")
     child.sendline("/users")
     child.expect("Active users: alice")
     child.sendcontrol("d")
@@ -121,6 +123,7 @@ def test_user_and_password_from_the_environment(server: RunningServer) -> None:
 def test_arrow_up_recalls_the_previous_input(server: RunningServer) -> None:
     child = spawn(server.port, "--user", "alice", CHATD_PASSWORD="pass123")
     child.expect("Welcome, alice!")
+    child.expect(">")
     child.sendline("first line")
     child.expect("You said: first line")
     child.send("\x1b[A\r")  # up arrow, Enter: the same line again
