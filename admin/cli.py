@@ -355,21 +355,20 @@ def export_history(
     """Write a user's history (what they said, private messages to them) to history/USER.txt."""
     if all_users == (username is not None):
         fail("give a USERNAME or --all", code=2)
-    stamp = StampFormatter(utc=utc)
     with database(db) as conn:
         if username is not None:
             user = users.get(conn, username)
             path = out or Path("history") / f"{user.username}.txt"
             total = messages.count_personal_history(conn, user.id)
             with progress(f"Exporting {user.username}", total=total) as advance:
-                done = write_history(conn, user.id, path, stamp=stamp, advance=advance)
+                done = write_history(conn, user.id, path, utc=utc, advance=advance)
             typer.echo(f"Wrote {done.path} ({done.lines:,} lines).")
             return
         directory = out or Path("history")
         names = {user.id: user.username for user in users.every_user(conn)}
         total = messages.count_all_histories(conn)
         with progress("Exporting histories", total=total) as advance:
-            files = write_all_histories(conn, names, directory, stamp=stamp, advance=advance)
+            files = write_all_histories(conn, names, directory, utc=utc, advance=advance)
     lines = sum(f.lines for f in files)
     typer.echo(f"Wrote {len(files)} files to {directory}/ ({lines:,} lines).")
 
@@ -398,9 +397,7 @@ def export_logs(
     with database(db) as conn:
         total = messages.count_public_log(conn, start, end)
         with progress("Exporting logs", total=total) as advance:
-            files = write_logs(
-                conn, start, end, out, stamp=StampFormatter(utc=utc), advance=advance
-            )
+            files = write_logs(conn, start, end, out, utc=utc, advance=advance)
     lines = sum(f.lines for f in files)
     typer.echo(f"Wrote {len(files)} files to {out}/ ({lines:,} lines).")
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from chatd import replies
 from chatd.accounts import AccountError, check_password
 from chatd.clock import now_us
-from chatd.formatting import log_line
 from chatd.storage.messages import Kind, NewMessage
 
 if TYPE_CHECKING:
@@ -94,15 +93,11 @@ async def show_history(session: Session, args: str) -> None:
             )
             return
         limit = int(args)
-    entries = await session.server.personal_history(session, limit)
-    if not entries:
+    lines = await session.server.history_lines(session, limit)
+    if not lines:
         session.conn.send("No history yet.")
         return
-    stamp = session.server.stamp
-    session.conn.send_lines(
-        [f"Your last {len(entries)} message{'s' * (len(entries) != 1)}:"]
-        + [log_line(entry, stamp) for entry in entries]
-    )
+    session.conn.send_lines([f"Your last {len(lines)} message{'s' * (len(lines) != 1)}:", *lines])
 
 
 @command("/msg USER TEXT", "send a private message")

@@ -31,13 +31,13 @@ from typing import Any, TypeVar
 
 from chatd import accounts, replies
 from chatd.accounts import LoginResult, PasswordHasher
-from chatd.clock import StampFormatter, now_us
+from chatd.clock import now_us
 from chatd.connection import Connection
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.session import Session
 from chatd.settings import Settings
 from chatd.storage import messages, open_database, users
-from chatd.storage.messages import Kind, NewMessage, StoredMessage
+from chatd.storage.messages import Kind, NewMessage
 from chatd.storage.users import User
 from chatd.wire import encode_line
 from chatd.workers import WorkerPool, no_connection
@@ -65,7 +65,6 @@ class ChatServer:
         self.port = 0
         self.closing = False
         self.tls: ssl.SSLContext | None = None
-        self.stamp = StampFormatter()  # times in /history: the server's local time
         self.hasher = PasswordHasher(settings.bcrypt_rounds)
         self._on_ready = on_ready
         self._connections: set[Connection] = set()
@@ -366,9 +365,10 @@ class ChatServer:
         self._writer.submit(MessageJob(message, (origin, done)))
         return await done
 
-    async def personal_history(self, session: Session, limit: int) -> list[StoredMessage]:
+    async def history_lines(self, session: Session, limit: int) -> list[str]:
+        """The session's user's last `limit` history entries as lines, in local time."""
         assert session.user is not None
-        return await self._read(messages.personal_history, session.user.id, limit)
+        return await self._read(messages.history_lines, session.user.id, limit)
 
     def _record(self, kind: Kind, session: Session, body: str = "") -> None:
         """Store a join or leave; its notice goes out once it is committed."""

@@ -91,56 +91,87 @@ def _stored(row: tuple[int, int, str, str, str | None, str]) -> StoredMessage:
     return StoredMessage(row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5])
 
 
-def personal_history(conn: sqlite3.Connection, user_id: int, limit: int) -> list[StoredMessage]:
+# --- lines of history and logs ---------------------------------------------------
+
+
+def _line(*, utc: bool) -> str:
+    """The SQL that renders a row as a line of history or log:
+
+        2026-11-23 14:05:09 alice: Hello
+        2026-11-23 14:06:00 alice -> bob (private): lunch?
+        2026-11-23 14:07:12 *** bob joined
+
+    The one definition of that format, used by /history and by the exports.
+    SQLite renders it in C (0.9 s for a million lines, where Python took 4);
+    times are local (the process's time zone) unless `utc`.
+    """
+    zone = "" if utc else ", 'localtime'"
+    return (
+        f"strftime('%Y-%m-%d %H:%M:%S', sent_at / 1000000, 'unixepoch'{zone}) || ' ' ||"
+        " CASE kind"
+        "  WHEN 'public' THEN sender || ': ' || body"
+        "  WHEN 'private' THEN sender || ' -> ' || recipient || ' (private): ' || body"
+        "  WHEN 'announce' THEN '*** Announcement from ' || sender || ': ' || body"
+        "  WHEN 'join' THEN '*** ' || sender || ' joined'"
+        "  ELSE '*** ' || sender || ' ' || coalesce(nullif(body, ''), 'left')"
+        " END"
+    )
+
+
+def history_lines(
+    conn: sqlite3.Connection, user_id: int, limit: int, *, utc: bool = False
+) -> list[str]:
     """The last `limit` things a user said or was sent privately, oldest first.
 
     Two index range scans (by sender, by recipient), each stopped after
     `limit` rows, then merged: fast however long the history is.
     """
+    line = _line(utc=utc)
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM ("
-        f"  SELECT * FROM (SELECT {_COLUMNS} FROM messages"
+        "SELECT line FROM ("
+        f"  SELECT * FROM (SELECT id, {line} AS line FROM messages"
         "    WHERE sender_id = :user AND kind IN ('public', 'private', 'announce')"
         "    ORDER BY id DESC LIMIT :limit)"
         "  UNION ALL"
-        f"  SELECT * FROM (SELECT {_COLUMNS} FROM messages"
+        f"  SELECT * FROM (SELECT id, {line} AS line FROM messages"
         "    WHERE recipient_id = :user AND sender_id IS NOT :user"
         "    ORDER BY id DESC LIMIT :limit)"
         ") ORDER BY id DESC LIMIT :limit",
         {"user": user_id, "limit": limit},
     ).fetchall()
-    rows.reverse()
-    return [_stored(row) for row in rows]
+    return [line for (line,) in reversed(rows)]
 
 
-def iter_personal_history(conn: sqlite3.Connection, user_id: int) -> Iterator[StoredMessage]:
+def iter_history_lines(
+    conn: sqlite3.Connection, user_id: int, *, utc: bool = False
+) -> Iterator[str]:
     """A user's whole history, oldest first, streamed."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages"
+        f"SELECT {_line(utc=utc)} FROM messages"
         " WHERE (sender_id = :user AND kind IN ('public', 'private', 'announce'))"
         "    OR recipient_id = :user"
         " ORDER BY id",
         {"user": user_id},
     )
-    return map(_stored, rows)
+    return (line for (line,) in rows)
 
 
-def iter_all_histories(conn: sqlite3.Connection) -> Iterator[tuple[int, StoredMessage]]:
-    """(user id, entry) for every user's personal history at once, by user then in order.
+def iter_history_lines_of_everyone(
+    conn: sqlite3.Connection, *, utc: bool = False
+) -> Iterator[tuple[int | None, int | None, str]]:
+    """(sender id, recipient id, line) of every history entry, in storage order.
 
-    One pass over two index walks merged by SQLite, instead of a query per
-    user: what `export-history --all` needs for 10,000 users.
+    A line belongs to its sender's history, and a private message also to its
+    recipient's. One sequential scan of the table: reading each user's rows
+    through the indexes instead costs a random read per line (3.3 s for a
+    million), which is what `export-history --all` would otherwise do.
     """
     rows = conn.execute(
-        f"SELECT sender_id AS owner, {_COLUMNS} FROM messages"
-        " WHERE sender_id IS NOT NULL AND kind IN ('public', 'private', 'announce')"
-        " UNION ALL"
-        f" SELECT recipient_id AS owner, {_COLUMNS} FROM messages"
-        " WHERE recipient_id IS NOT NULL AND sender_id IS NOT recipient_id"
-        " ORDER BY owner, id"
+        f"SELECT sender_id, iif(recipient_id IS NOT sender_id, recipient_id, NULL),"
+        f" {_line(utc=utc)} FROM messages"
+        " WHERE kind IN ('public', 'private', 'announce') ORDER BY id"
     )
-    for row in rows:
-        yield row[0], _stored(row[1:])
+    return iter(rows)
 
 
 def count(conn: sqlite3.Connection) -> int:
@@ -222,12 +253,15 @@ _PUBLIC_LOG = (
 )
 
 
-def iter_public_log(conn: sqlite3.Connection, since: int, until: int) -> Iterator[StoredMessage]:
+def iter_public_log_lines(
+    conn: sqlite3.Connection, since: int, until: int, *, utc: bool = False
+) -> Iterator[str]:
     """Every public message, announcement, join and leave in [since, until), in order."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS}{_PUBLIC_LOG} ORDER BY sent_at, id", {"since": since, "until": until}
+        f"SELECT {_line(utc=utc)}{_PUBLIC_LOG} ORDER BY sent_at, id",
+        {"since": since, "until": until},
     )
-    return map(_stored, rows)
+    return (line for (line,) in rows)
 
 
 def count_public_log(conn: sqlite3.Connection, since: int, until: int) -> int:
@@ -236,7 +270,7 @@ def count_public_log(conn: sqlite3.Connection, since: int, until: int) -> int:
 
 
 def count_all_histories(conn: sqlite3.Connection) -> int:
-    """How many lines iter_all_histories yields."""
+    """How many lines all the users' histories hold together."""
     row = conn.execute(
         "SELECT (SELECT count(*) FROM messages WHERE sender_id IS NOT NULL"
         "  AND kind IN ('public', 'private', 'announce'))"
