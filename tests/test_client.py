@@ -115,6 +115,7 @@ def test_user_and_password_from_the_environment(server: RunningServer) -> None:
     child.expect(">")
     child.sendline("/users")
     child.expect("Active users: alice")
+    child.expect(">")  # printed, and the prompt is back (see test_ctrl_d_quits_cleanly)
     child.sendcontrol("d")
     status, _ = finish(child)
     assert status == 0
@@ -126,6 +127,7 @@ def test_arrow_up_recalls_the_previous_input(server: RunningServer) -> None:
     child.expect(">")
     child.sendline("first line")
     child.expect("You said: first line")
+    child.expect(">")
     child.send("\x1b[A\r")  # up arrow, Enter: the same line again
     child.expect("You said: first line")
     child.sendline("/quit")
@@ -136,6 +138,11 @@ def test_ctrl_d_quits_cleanly(server: RunningServer) -> None:
     child = spawn(server.port)
     log_in(child)
     bob = server.login("bob", "qwerty")
+    # Printing a line above the prompt puts the terminal in cooked mode for a
+    # moment (prompt_toolkit's run_in_terminal), where the tty itself would
+    # take a Ctrl-D: wait until bob's arrival has been shown.
+    child.expect("bob joined")
+    child.expect(">")
     child.sendcontrol("d")
     status, _ = finish(child)
     assert status == 0

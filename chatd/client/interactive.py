@@ -4,6 +4,12 @@ prompt_toolkit draws the input line; each line from the server is printed
 above it with the local time and a colour for its kind, and the prompt is
 redrawn intact. Arrow keys walk the input history. When the server asks
 for a password (at login or for /passwd) the next input is hidden.
+
+Known limit: prompt_toolkit prints above the prompt with the terminal in
+cooked mode for that instant, so a Ctrl-D pressed at that very moment is
+taken by the terminal and has to be pressed again. Drawing the messages
+inside a full-screen layout would avoid it, at the cost of the terminal's
+own scrollback.
 """
 
 from __future__ import annotations
