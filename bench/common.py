@@ -228,9 +228,19 @@ class Observer:
             try:
                 client.send_line(f"probe {time.monotonic():.6f}")
                 client.expect("You said: probe")
+                self._drain(client, time.monotonic() + self._interval)
             except OSError:
                 return
-            self._stop.wait(self._interval)
+
+    def _drain(self, client: LineClient, until: float) -> None:
+        """Keep reading (a speaker that stopped reading would be cut off) until `until`."""
+        try:
+            while not self._stop.is_set() and (left := until - time.monotonic()) > 0:
+                client.sock.settimeout(left)
+                if client.read_line() is None and until - time.monotonic() > 0.001:
+                    return  # closed rather than timed out
+        finally:
+            client.sock.settimeout(TIMEOUT)
 
     def _listen(self) -> None:
         while not self._stop.is_set():
