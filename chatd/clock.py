@@ -68,10 +68,6 @@ class StampFormatter:
         offset = self._offsets[quarter] = start if start == end else None
         return offset
 
-    def day(self, stamp_us: int) -> str:
-        """The calendar day of a stamp, "YYYY-MM-DD"."""
-        return self(stamp_us)[:10]
-
 
 def iso_time(stamp_us: int, *, utc: bool = False) -> str:
     """A stored timestamp as ISO 8601 with its offset, for JSON output."""

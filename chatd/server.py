@@ -8,11 +8,13 @@ Threads, and what each one owns:
   changing under it;
 * the writer (`writer.py`): the database's write connection, committing
   messages in groups and handing each committed group back to the loop,
-  which then acknowledges and fans it out;
-* bcrypt workers, at most `bcrypt_workers`: password checks, which release
-  the GIL, so logins never stall the chat;
+  which then acknowledges and fans it out; beside it a checkpointer thread
+  copies the WAL back into the database file;
+* bcrypt workers (`workers.py`, `Settings.hash_workers` of them): password
+  checks, which release the GIL, so logins never stall the chat;
 * read workers: /history and user lookups, each thread with its own
-  connection (WAL lets them read while the writer writes).
+  connection (WAL lets them read while the writer writes);
+* the log writer (`logconfig.py`), so that a slow stderr never blocks.
 """
 
 from __future__ import annotations

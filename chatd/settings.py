@@ -8,7 +8,7 @@ fields, so the code, the CLI and the documentation cannot drift apart.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -153,9 +153,6 @@ class Settings:
             return self.bcrypt_workers
         cpus = available_cpus()
         return cpus + 1 if cpus > 1 else 1
-
-    def with_changes(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
 
 def flag_name(field_name: str) -> str:

@@ -112,8 +112,3 @@ def make_visible(text: str) -> str:
 def encode_line(text: str) -> bytes:
     """One line as the server sends it."""
     return (text + "\r\n").encode("utf-8")
-
-
-def encode_lines(lines: list[str]) -> bytes:
-    """Several lines as one buffer, for a single send."""
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")

@@ -174,10 +174,6 @@ def iter_history_lines_of_everyone(
     return iter(rows)
 
 
-def count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
-
-
 # --- admin queries -------------------------------------------------------------
 
 

@@ -159,7 +159,3 @@ def summaries(conn: sqlite3.Connection) -> list[UserSummary]:
         " FROM users u ORDER BY u.username"
     )
     return [UserSummary(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
-
-
-def count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
