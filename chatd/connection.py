@@ -53,7 +53,6 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._outgoing: list[bytes] = []
         self._flush_queued = False
-        self.logged_in = False
         self.opened_at = time.monotonic()
         self.gone = False  # the socket is closed or closing: sends are dropped
         self.close_reason = ""  # why the server cut the client off, if it did

@@ -273,7 +273,6 @@ class ChatServer:
 
     def enter(self, session: Session) -> int:
         """A session has logged in; returns how many users are online now."""
-        session.conn.logged_in = True
         self._logging_in.pop(session.conn, None)
         self._chatting[session] = None
         sessions = self._online.setdefault(session.name.lower(), [])
