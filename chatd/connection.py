@@ -125,7 +125,12 @@ class Connection(asyncio.Protocol):
             finally:
                 self._waiter = None
         frame = self._frames.popleft()
-        if self._reading_paused and len(self._frames) <= _RESUME_READING_AT and not self.gone:
+        if (
+            self._reading_paused
+            and len(self._frames) <= _RESUME_READING_AT
+            and not self._input_ended  # stop_reading() means for good
+            and not self.gone
+        ):
             self._reading_paused = False
             self._transport.resume_reading()
         return frame
