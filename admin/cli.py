@@ -295,7 +295,7 @@ def stats(
 ) -> None:
     """Summarise: users, messages, messages per day, most active users."""
     with database(db) as conn:
-        summaries = users.summaries(conn)
+        census = users.census(conn)
         kinds = messages.counts_by_kind(conn)
         span = messages.time_span(conn)
         since = now_us() - days * 86_400_000_000
@@ -303,9 +303,9 @@ def stats(
         active = messages.most_active(conn, top)
     said = sum(kinds.get(k, 0) for k in messages.SAID)
     summary = {
-        "users": len(summaries),
-        "admins": sum(u.role == "admin" for u in summaries),
-        "disabled": sum(u.disabled for u in summaries),
+        "users": census.users,
+        "admins": census.admins,
+        "disabled": census.disabled,
         "messages": said,
         "by_kind": {kind.value: number for kind, number in kinds.items()},
         "first": None if span is None else iso_time(span[0], utc=utc),
@@ -320,7 +320,7 @@ def stats(
     by_kind = ", ".join(f"{kind.value} {number:,}" for kind, number in sorted(kinds.items()))
     admins, disabled = summary["admins"], summary["disabled"]
     lines = [
-        f"Users:     {len(summaries):,} ({admins} admin, {disabled} disabled)",
+        f"Users:     {census.users:,} ({admins} admin, {disabled} disabled)",
         f"Messages:  {said:,}" + (f" (rows by kind: {by_kind})" if by_kind else ""),
         f"First:     {'-' if span is None else stamp(span[0])}",
         f"Last:      {'-' if span is None else stamp(span[1])}",

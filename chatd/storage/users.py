@@ -46,6 +46,15 @@ class UserSummary:
     messages: int
 
 
+@dataclass(frozen=True, slots=True)
+class Census:
+    """How many accounts there are, of which admins and disabled."""
+
+    users: int
+    admins: int
+    disabled: int
+
+
 _USER_COLUMNS = "id, username, password_hash, role, disabled, created_at, last_login_at"
 
 
@@ -159,3 +168,10 @@ def summaries(conn: sqlite3.Connection) -> list[UserSummary]:
         " FROM users u ORDER BY u.username"
     )
     return [UserSummary(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+
+def census(conn: sqlite3.Connection) -> Census:
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(role = 'admin'), 0), coalesce(sum(disabled), 0) FROM users"
+    ).fetchone()
+    return Census(int(row[0]), int(row[1]), int(row[2]))
