@@ -50,9 +50,28 @@ def serve(**options: Any) -> None:
         fail(str(exc), code=2)
     try:
         with log_to_stderr(settings.log_level):
-            run(settings, on_ready=lambda line: print(line, flush=True))
+            run(settings, on_ready=announce_ready)
     except StartupError as exc:
         fail(str(exc))
+
+
+def announce_ready(line: str) -> None:
+    """Print the ready line whole, even when stdout and stderr share one pipe.
+
+    `print()` writes the text and its newline separately, and with
+    PYTHONUNBUFFERED=1 each write reaches the pipe at once: the log thread's
+    first line could land in between. One `os.write` of the whole line (well
+    under PIPE_BUF) cannot be split.
+    """
+    sys.stdout.flush()
+    data = (line + "\n").encode()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a test harness
+        sys.stdout.write(data.decode())
+        sys.stdout.flush()
+        return
+    os.write(fd, data)
 
 
 # `serve` takes one flag per setting, each also read from its CHATD_* variable:

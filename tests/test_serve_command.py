@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,3 +143,40 @@ def test_a_stalled_stderr_never_blocks_the_server(tmp_path: Path, users_file: Pa
     finally:
         process.kill()
         process.wait(TIMEOUT)
+
+
+def test_ready_line_arrives_whole_when_stdout_and_stderr_share_a_pipe(
+    tmp_path: Path, users_file: Path
+) -> None:
+    # `chatd serve 2>&1 | tee serve.log` with PYTHONUNBUFFERED=1: the log thread
+    # writes to the same pipe while the ready line is printed.
+    processes = [
+        subprocess.Popen(
+            [*chatd_command(), "serve", "--host", "127.0.0.1", "--port", "0"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={
+                **os.environ,
+                "CHATD_BCRYPT_ROUNDS": "4",
+                "CHATD_LOG_LEVEL": "DEBUG",
+                "CHATD_DB": f"chat{n}.db",
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
+        for n in range(4)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if "Server started" in line:
+                    assert re.fullmatch(r"\[\+\] Server started on port \d+\n", line), line
+                    break
+            else:
+                pytest.fail("no ready line")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(TIMEOUT)
