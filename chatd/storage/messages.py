@@ -8,13 +8,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
+
 
 class Kind(enum.StrEnum):
     PUBLIC = "public"  # said to everyone
     PRIVATE = "private"  # /msg to one user
     ANNOUNCE = "announce"  # an admin's announcement
-    JOIN = "join"
-    LEAVE = "leave"
+    JOIN = "join"  # logged in (in #general) or joined a room
+    LEAVE = "leave"  # logged out (in #general) or left a room
+    TOPIC = "topic"  # a room's topic was set
 
 
 # What a user "said": the entries of their personal history.
@@ -32,11 +35,19 @@ class NewMessage:
     body: str = ""
     recipient_id: int | None = None
     recipient: str | None = None
+    room_id: int | None = GENERAL_ROOM_ID  # None for private messages
+    room: str | None = GENERAL_ROOM  # the room's name, for delivery
 
-    def as_row(self) -> tuple[int, str, int | None, str, int | None, str | None, str]:
+    def __post_init__(self) -> None:
+        if self.kind is Kind.PRIVATE:  # a private message belongs to no room
+            object.__setattr__(self, "room_id", None)
+            object.__setattr__(self, "room", None)
+
+    def as_row(self) -> tuple[int, str, int | None, int | None, str, int | None, str | None, str]:
         return (
             self.sent_at,
             self.kind,
+            self.room_id,
             self.sender_id,
             self.sender,
             self.recipient_id,
@@ -57,31 +68,35 @@ class StoredMessage(NamedTuple):
 
 
 _INSERT = (
-    "INSERT INTO messages (sent_at, kind, sender_id, sender, recipient_id, recipient, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages"
+    " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COLUMNS = "id, sent_at, kind, sender, recipient, body"
 
 
-def insert(conn: sqlite3.Connection, message: NewMessage) -> None:
-    insert_many(conn, [message])
+def insert(conn: sqlite3.Connection, message: NewMessage) -> int:
+    """Store one message; returns its id."""
+    return insert_many(conn, [message])
 
 
-def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> None:
+def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> int:
     """Store messages and index them for search; call it inside a write transaction.
 
-    The search index is filled with one statement for the whole batch: much
-    cheaper than a trigger per row (see migrations/0003_batch_search_index.sql).
+    Returns the id of the last one: one writer hands ids out in a row, so the
+    batch has the ids from `last - len + 1` to `last`. The search index is
+    filled with one statement for the whole batch: much cheaper than a
+    trigger per row (see migrations/0003_batch_search_index.sql).
     """
     rows = [m.as_row() for m in messages]
     if not rows:
-        return
-    (last_before,) = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
+        return 0
     conn.executemany(_INSERT, rows)
+    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
     conn.execute(
-        "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id > ?",
-        (last_before,),
+        "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id >= ?",
+        (last - len(rows) + 1,),
     )
+    return int(last)
 
 
 _KINDS = {kind.value: kind for kind in Kind}  # a dict lookup: Kind(text) costs ~1 us a row
@@ -100,6 +115,7 @@ def _line(*, utc: bool) -> str:
         2026-11-23 14:05:09 alice: Hello
         2026-11-23 14:06:00 alice -> bob (private): lunch?
         2026-11-23 14:07:12 *** bob joined
+        2026-11-23 14:08:30 [#dev] alice: rooms other than #general are named
 
     The one definition of that format, used by /history and by the exports.
     SQLite renders it in C (0.9 s for a million lines, where Python took 4);
@@ -108,11 +124,14 @@ def _line(*, utc: bool) -> str:
     zone = "" if utc else ", 'localtime'"
     return (
         f"strftime('%Y-%m-%d %H:%M:%S', sent_at / 1000000, 'unixepoch'{zone}) || ' ' ||"
+        f" iif(room_id > {GENERAL_ROOM_ID},"
+        "  '[' || (SELECT name FROM rooms WHERE rooms.id = room_id) || '] ', '') ||"
         " CASE kind"
         "  WHEN 'public' THEN sender || ': ' || body"
         "  WHEN 'private' THEN sender || ' -> ' || recipient || ' (private): ' || body"
         "  WHEN 'announce' THEN '*** Announcement from ' || sender || ': ' || body"
         "  WHEN 'join' THEN '*** ' || sender || ' joined'"
+        "  WHEN 'topic' THEN '*** ' || sender || ' set the topic: ' || body"
         "  ELSE '*** ' || sender || ' ' || coalesce(nullif(body, ''), 'left')"
         " END"
     )
@@ -172,6 +191,51 @@ def iter_history_lines_of_everyone(
         " WHERE kind IN ('public', 'private', 'announce') ORDER BY id"
     )
     return iter(rows)
+
+
+def room_lines(
+    conn: sqlite3.Connection, room_id: int, limit: int, *, after: int | None = None
+) -> tuple[int, list[str]]:
+    """How many messages were said in a room (after message id `after`, if given), and
+    the latest `limit` of them as history lines, oldest first.
+
+    "Said" is what people wrote (messages and announcements), not joins, leaves
+    or topics. Both read the room's (room_id, id) index from the newest end.
+    """
+    params = {"room": room_id, "after": after or 0, "limit": limit}
+    said = "room_id = :room AND id > :after AND kind IN ('public', 'announce')"
+    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {said}", params).fetchone()
+    if count == 0 or limit == 0:
+        return count, []
+    rows = conn.execute(
+        f"SELECT {_line(utc=False)} FROM messages WHERE {said} ORDER BY id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    return count, [line for (line,) in reversed(rows)]
+
+
+def private_lines(
+    conn: sqlite3.Connection, user_id: int, after: int, limit: int
+) -> tuple[int, list[str]]:
+    """How many private messages others sent the user after message id `after`, and the
+    latest `limit` of them as history lines, oldest first."""
+    params = {"user": user_id, "after": after, "limit": limit}
+    received = "recipient_id = :user AND id > :after AND sender_id IS NOT :user"
+    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {received}", params).fetchone()
+    if count == 0 or limit == 0:
+        return count, []
+    rows = conn.execute(
+        f"SELECT {_line(utc=False)} FROM messages WHERE {received}"
+        " ORDER BY id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    return count, [line for (line,) in reversed(rows)]
+
+
+def last_id(conn: sqlite3.Connection) -> int:
+    """The id of the newest message ever stored (0 for none), deleted ones included."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 # --- admin queries -------------------------------------------------------------

@@ -28,6 +28,7 @@ class User:
     disabled: bool
     created_at: int
     last_login_at: int | None
+    seen_upto: int | None = None  # see set_seen_upto; None: never logged in since rooms
 
     @property
     def is_admin(self) -> bool:
@@ -55,11 +56,13 @@ class Census:
     disabled: int
 
 
-_USER_COLUMNS = "id, username, password_hash, role, disabled, created_at, last_login_at"
+_USER_COLUMNS = (
+    "id, username, password_hash, role, disabled, created_at, last_login_at, seen_upto"
+)
 
 
-def _user(row: tuple[int, str, str, str, int, int, int | None]) -> User:
-    return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+def _user(row: tuple[int, str, str, str, int, int, int | None, int | None]) -> User:
+    return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
 def find(conn: sqlite3.Connection, username: str) -> User | None:
@@ -150,6 +153,12 @@ def record_login(
             "UPDATE users SET last_login_at = ?, password_hash = ? WHERE id = ?",
             (at, new_hash, user_id),
         )
+
+
+def set_seen_upto(conn: sqlite3.Connection, user_id: int, message_id: int) -> None:
+    """Remember the last message an account's sessions were sent before it went offline:
+    its next login catches up on what came after."""
+    conn.execute("UPDATE users SET seen_upto = ? WHERE id = ?", (message_id, user_id))
 
 
 def remove(conn: sqlite3.Connection, username: str) -> None:
