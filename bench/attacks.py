@@ -204,8 +204,8 @@ def _try_login(port: int, username: str, password: str) -> str:
 
 @attack("silent")
 def silent() -> Outcome:
-    flags = ["--login-deadline-s", "3", "--max-per-address", "2000", "--max-connections", "3000",
-             "--max-pending-logins", "2000"]  # fmt: skip
+    flags = ["--silent-deadline-s", "3", "--max-per-address", "2000",
+             "--max-connections", "3000"]  # fmt: skip
     with ChatdServer(users=60, flags=flags) as server, _observed(server) as observer:
         before = server.rss_kib()
         sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1000)]
@@ -223,7 +223,7 @@ def silent() -> Outcome:
             closed += 1
         return Outcome(
             "1,000 connections that never log in",
-            "--login-deadline-s (3 here; 60 by default), --max-pending-logins",
+            "--silent-deadline-s (3 here; 20 by default)",
             f"{(loaded - before) / 1000:.1f} KiB each while open; all {closed} closed"
             f" {time.monotonic() - connected:.1f} s after connecting",
             str(observer.take()),

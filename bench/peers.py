@@ -62,7 +62,7 @@ class Chatd:
     def __init__(self, users: int, cpu: int | None, *, bcrypt_rounds: int = 4) -> None:
         flags = [
             "--rate-per-second", "0", "--max-connections", "20000",
-            "--max-per-address", "20000", "--max-pending-logins", "20000",
+            "--max-per-address", "20000", "--silent-deadline-s", "300",
             "--login-deadline-s", "300",
         ]  # fmt: skip
         self.server = ChatdServer(users, flags=flags, cpu=cpu, bcrypt_rounds=bcrypt_rounds)

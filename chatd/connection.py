@@ -20,12 +20,28 @@ import socket
 import ssl
 import time
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol, cast
 
+from chatd.settings import Settings
 from chatd.wire import Frame, LineFramer, encode_line
 
-if TYPE_CHECKING:
-    from chatd.server import ChatServer
+
+class ConnectionOwner(Protocol):
+    """What a connection needs from the server that accepted it."""
+
+    settings: Settings
+    tls: ssl.SSLContext | None
+
+    def connection_opened(self, conn: Connection) -> None: ...
+
+    def connection_closed(self, conn: Connection) -> None: ...
+
+    def logged_in(self, conn: Connection) -> None: ...
+
+    def queue_flush(self, conn: Connection) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +57,7 @@ _SOCKET_SEND_BUFFER = 64 * 1024
 class Connection(asyncio.Protocol):
     """The asyncio protocol for one client socket."""
 
-    def __init__(self, server: ChatServer) -> None:
+    def __init__(self, server: ConnectionOwner) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -53,7 +69,10 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._outgoing: list[bytes] = []
         self._flush_queued = False
+        self._held: list[bytes] | None = None  # output held back (see hold_output)
         self.opened_at = time.monotonic()
+        self.heard_from = False  # a whole line has come from the client
+        self.checking = False  # its login is waiting for or in a bcrypt check
         self.gone = False  # the socket is closed or closing: sends are dropped
         self.close_reason = ""  # why the server cut the client off, if it did
 
@@ -94,6 +113,7 @@ class Connection(asyncio.Protocol):
         frames = self._framer.feed(data)
         if not frames:
             return
+        self.heard_from = True
         self._frames.extend(frames)
         self._wake_reader()
         if len(self._frames) >= _PAUSE_READING_AT and not self._reading_paused:
@@ -150,6 +170,28 @@ class Connection(asyncio.Protocol):
             self._transport.pause_reading()
         self.end_input()
 
+    def logged_in(self) -> None:
+        """The client is logged in: login deadlines no longer apply."""
+        self.server.logged_in(self)
+
+    @contextmanager
+    def checking_login(self) -> Iterator[None]:
+        """While a login waits its turn for bcrypt, the client is not the slow one."""
+        self.checking = True
+        try:
+            yield
+        finally:
+            self.checking = False
+
+    def hold_output(self) -> None:
+        """Keep what is sent from now on until `release_output`."""
+        self._held = []
+
+    def release_output(self, first: list[str]) -> None:
+        """Send `first`, then everything held back meanwhile."""
+        held, self._held = self._held or [], None
+        self.send_bytes(b"".join([*(encode_line(line) for line in first), *held]))
+
     def send(self, text: str) -> None:
         self.send_bytes(encode_line(text))
 
@@ -159,6 +201,9 @@ class Connection(asyncio.Protocol):
     def send_bytes(self, data: bytes) -> None:
         """Queue bytes for this client; they leave at the end of this turn of the loop."""
         if self.gone:
+            return
+        if self._held is not None:
+            self._held.append(data)
             return
         self._outgoing.append(data)
         if not self._flush_queued:

@@ -86,8 +86,10 @@ class Settings:
     max_per_address: int = _setting(
         50, "open connections from one IP address (a classroom behind NAT shares one)", minimum=1
     )
-    max_pending_logins: int = _setting(
-        100, "connections still logging in, in total; more are refused until some finish", minimum=1
+    silent_deadline_s: float = _setting(
+        20.0,
+        "seconds a new connection may stay silent (no username) before it is closed",
+        minimum=1,
     )
     throttle_account_after: int = _setting(
         5,
@@ -119,7 +121,18 @@ class Settings:
         5.0, "seconds sessions get at shutdown to finish the line they are on", minimum=0
     )
 
-    # --- storage ----------------------------------------------------------
+    # --- rooms and storage --------------------------------------------------
+    replay_max: int = _setting(
+        20,
+        "messages shown per room when catching up at login or joining a room (0: none)",
+        minimum=0,
+    )
+    max_topic_chars: int = _setting(300, "longest room topic /topic accepts", minimum=1)
+    retention_days: int = _setting(
+        0,
+        "delete messages older than this many days, at start and every hour (0: keep all)",
+        minimum=0,
+    )
     commit_batch: int = _setting(
         1024, "most messages committed in one transaction (group commit)", minimum=1
     )

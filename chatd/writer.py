@@ -35,11 +35,14 @@ class WriteJob:
 
 
 class MessageJob(WriteJob):
-    __slots__ = ("message",)
+    """A message to store; once committed, `message_id` is its id."""
+
+    __slots__ = ("message", "message_id")
 
     def __init__(self, message: NewMessage, context: Any = None) -> None:
         super().__init__(context)
         self.message = message
+        self.message_id = 0
 
 
 class ActionJob(WriteJob):
@@ -82,9 +85,11 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="chatd-writer", daemon=True)
         self.batches = 0  # counters for the logs and the benchmarks
         self.jobs = 0
+        self.last_message_id = 0  # the newest message id when the writer started
 
     def start(self) -> None:
         self._conn = connect(self._db_path)
+        self.last_message_id = messages.last_id(self._conn)
         # Checkpoints happen on their own thread, not inside a commit.
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._checkpointer = Checkpointer(self._db_path)
@@ -166,9 +171,10 @@ class GroupCommitWriter:
                 self._write_alone(job)
 
     def _write_together(self, batch: list[WriteJob]) -> None:
-        messages.insert_many(
-            self._conn, (job.message for job in batch if isinstance(job, MessageJob))
-        )
+        stored = [job for job in batch if isinstance(job, MessageJob)]
+        last = messages.insert_many(self._conn, (job.message for job in stored))
+        for message_id, message_job in enumerate(stored, start=last - len(stored) + 1):
+            message_job.message_id = message_id
         for job in batch:
             if isinstance(job, ActionJob):
                 job.result = job.action(self._conn)
@@ -177,7 +183,7 @@ class GroupCommitWriter:
         try:
             with savepoint(self._conn, "job"):
                 if isinstance(job, MessageJob):
-                    messages.insert(self._conn, job.message)
+                    job.message_id = messages.insert(self._conn, job.message)
                 elif isinstance(job, ActionJob):
                     job.result = job.action(self._conn)
         except Exception as exc:
@@ -209,6 +215,7 @@ class Checkpointer:
 
     def start(self) -> None:
         self._conn = connect(self._db_path)
+        self.last_message_id = messages.last_id(self._conn)
         self._thread.start()
 
     def stop(self) -> None:

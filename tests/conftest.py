@@ -97,8 +97,11 @@ class RunningServer:
 class LineClient:
     """A test client over a real socket: send lines, expect lines matching a pattern."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
+        """Connect to `host`, from the local address `source` (another 127.x) if given."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=TIMEOUT, source_address=(source, 0) if source else None
+        )
         self.buffer = b""
         self.received: list[str] = []  # every line read so far
         self.name = ""

@@ -1,10 +1,10 @@
-"""Abuse: login brute force, connection floods, pending logins."""
+"""Abuse: login brute force, connection floods, idle connections, a crowd logging in."""
 
 from __future__ import annotations
 
 import time
 
-from tests.conftest import RunningServer, wait_for
+from tests.conftest import LineClient, RunningServer, wait_for
 
 
 def _attempt(server: RunningServer, username: str, password: str) -> str:
@@ -78,17 +78,62 @@ def test_total_connections_are_capped(make_server) -> None:  # type: ignore[no-u
     clients = [server.connect() for _ in range(3)]
     for client in clients:
         client.expect("^Username:")
+        client.send("alice")  # not silent: each is logging in
+        client.expect("^Password:")
     assert server.connect().wait_closed() == ["Error: the server is full; try again later."]
 
 
-def test_pending_logins_are_capped(make_server) -> None:  # type: ignore[no-untyped-def]
-    server: RunningServer = make_server(max_pending_logins=2)
-    waiting = [server.connect(), server.connect()]
-    for client in waiting:
+def test_a_full_server_closes_a_silent_connection_for_a_newcomer(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: RunningServer = make_server(max_connections=3)
+    typing = server.connect()
+    typing.expect("^Username:")
+    typing.send("bob")
+    typing.expect("^Password:")
+    idle = [server.connect(), server.connect()]
+    for client in idle:
         client.expect("^Username:")
-    refused = server.connect().wait_closed()
-    assert refused == ["Error: too many logins in progress; try again in a moment."]
-    waiting[0].send("alice")
-    waiting[0].send("pass123")
-    waiting[0].expect("^Welcome, alice!")  # logged in: no longer pending
-    wait_for(lambda: _greeted(server), what="a free login place")
+    newcomer = server.login("alice", "pass123")  # takes the place of the oldest idle one
+    assert idle[0].wait_closed() == ["Error: the server is full; closing idle connections."]
+    typing.send("qwerty")
+    typing.expect("^Welcome, bob!")
+    newcomer.send("/users")
+    newcomer.expect("^Active users: alice, bob$")
+
+
+def test_silent_connections_are_closed_after_the_silent_deadline(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: RunningServer = make_server(silent_deadline_s=1, login_deadline_s=30)
+    silent, typing = server.connect(), server.connect()
+    typing.expect("^Username:")
+    typing.send("alice")
+    assert silent.wait_closed()[-1] == "Error: login took too long; disconnecting."
+    typing.expect("^Password:")
+    typing.send("pass123")
+    typing.expect("^Welcome, alice!")
+
+
+def test_idle_sockets_from_two_addresses_do_not_lock_out_logins(server: RunningServer) -> None:
+    # 100 connections that never log in used to fill the pending-login cap
+    # for the whole login deadline: the next honest client was refused.
+    idle = [LineClient(server.port, source=f"127.0.0.{2 + n % 2}") for n in range(100)]
+    for client in idle:
+        client.expect("^Username:")
+    honest = server.login("alice", "pass123")
+    honest.send("Hello")
+    honest.expect("^You said: Hello$")
+
+
+def test_a_class_connecting_at_once_all_log_in(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 200 clients from four addresses (within the per-address limit) connect,
+    # then all log in: with default limits every one of them gets in.
+    names = [f"student{n}" for n in range(200)]
+    users = tmp_path / "class.txt"
+    users.write_text("".join(f"{name}:pw-{name}\n" for name in names))
+    server: RunningServer = make_server(users_file=users)
+    clients = [LineClient(server.port, source=f"127.0.0.{1 + n % 4}") for n in range(200)]
+    for client in clients:
+        client.expect("^Username:")
+    for name, client in zip(names, clients, strict=True):
+        client.send(name)
+        client.send(f"pw-{name}")
+    for name, client in zip(names, clients, strict=True):
+        client.expect(f"^Welcome, {name}!", timeout=60)

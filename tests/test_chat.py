@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from chatd.commands import COMMANDS
+from chatd.line.commands import COMMANDS
 from chatd.storage import open_database, users
 from tests.conftest import RunningServer
 

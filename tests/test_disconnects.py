@@ -95,7 +95,7 @@ def test_disconnecting_leaves_no_stale_session(
     close(client)
     inner = server.server
     wait_for(
-        lambda: len(inner._connections) == 1 and inner.online_names() == ["bob"],
+        lambda: len(inner._connections) == 1 and inner.service.hub.online_names() == ["bob"],
         what="the connection and its session to be forgotten",
     )
     assert not inner._logging_in

@@ -34,3 +34,26 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_readme_first_run_command_serves_the_sample_users() -> None:
     assert ".venv/bin/pip install . && .venv/bin/chatd serve" in README
     assert (ROOT / "users.txt").read_text().count(":") >= 3
+
+
+def _build_map() -> str:
+    start = README.index("## How it is built")
+    return README[start : README.index("\n## ", start + 1)]
+
+
+def test_every_python_file_the_readme_names_exists() -> None:
+    import re
+
+    named = set(re.findall(r"\b([a-z_][a-z0-9_]*\.py)\b", README))
+    existing = {path.name for path in ROOT.rglob("*.py") if ".venv" not in path.parts}
+    assert named <= existing, f"README names files that do not exist: {named - existing}"
+
+
+def test_the_build_map_names_every_module_of_the_server() -> None:
+    build_map = _build_map()
+    for package in ("chatd", "chatd/core", "chatd/line", "chatd/storage", "admin"):
+        for path in sorted((ROOT / package).glob("*.py")):
+            if path.name not in ("__init__.py", "__main__.py"):
+                assert path.name in build_map, f"{package}/{path.name} is missing from the map"
+    newest = sorted((ROOT / "migrations").glob("*.sql"))[-1].name
+    assert newest in build_map, f"the map should name the newest migration, {newest}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 
-from chatd import replies
+from chatd.line import replies
 
 
 class LineKind(enum.Enum):

@@ -10,7 +10,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from chatd import replies
+from chatd.line import replies
 
 CONNECT_TIMEOUT_S = 10.0
 _READ_LIMIT = 1 << 20  # the longest line we accept from a server

@@ -14,9 +14,9 @@ import asyncio
 import sys
 import threading
 
-from chatd import replies
 from chatd.client.link import LoginFailedError, ServerLink, log_in
 from chatd.client.session import ClientOptions, Exit, Pacer
+from chatd.line import replies
 from chatd.wire import sanitise
 
 

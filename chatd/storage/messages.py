@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
+from chatd.storage import rooms
 
 
 class Kind(enum.StrEnum):
@@ -87,16 +88,33 @@ def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> int
     filled with one statement for the whole batch: much cheaper than a
     trigger per row (see migrations/0003_batch_search_index.sql).
     """
-    rows = [m.as_row() for m in messages]
-    if not rows:
+    batch = list(messages)
+    if not batch:
         return 0
-    conn.executemany(_INSERT, rows)
+    conn.executemany(_INSERT, [m.as_row() for m in batch])
     (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
     conn.execute(
         "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id >= ?",
-        (last - len(rows) + 1,),
+        (last - len(batch) + 1,),
     )
+    for message in batch:
+        if message.kind in _ROOM_EVENTS and message.room_id != GENERAL_ROOM_ID:
+            _apply_room_event(conn, message)
     return int(last)
+
+
+# A join, leave or topic in a room is both a line of its log and a change to
+# the room: the change is written with the line, in the same transaction.
+_ROOM_EVENTS = frozenset((Kind.JOIN, Kind.LEAVE, Kind.TOPIC))
+
+
+def _apply_room_event(conn: sqlite3.Connection, message: NewMessage) -> None:
+    assert message.room_id is not None
+    if message.kind is Kind.TOPIC:
+        rooms.set_topic(conn, message.room_id, message.body)
+    elif message.sender_id is not None:
+        change = rooms.add_member if message.kind is Kind.JOIN else rooms.remove_member
+        change(conn, message.room_id, message.sender_id)
 
 
 _KINDS = {kind.value: kind for kind in Kind}  # a dict lookup: Kind(text) costs ~1 us a row
@@ -193,17 +211,25 @@ def iter_history_lines_of_everyone(
     return iter(rows)
 
 
+_NO_END = 2**63 - 1
+
+
 def room_lines(
-    conn: sqlite3.Connection, room_id: int, limit: int, *, after: int | None = None
+    conn: sqlite3.Connection,
+    room_id: int,
+    limit: int,
+    *,
+    after: int | None = None,
+    upto: int = _NO_END,
 ) -> tuple[int, list[str]]:
-    """How many messages were said in a room (after message id `after`, if given), and
-    the latest `limit` of them as history lines, oldest first.
+    """How many messages were said in a room (with ids after `after` and up to `upto`,
+    if given), and the latest `limit` of them as history lines, oldest first.
 
     "Said" is what people wrote (messages and announcements), not joins, leaves
     or topics. Both read the room's (room_id, id) index from the newest end.
     """
-    params = {"room": room_id, "after": after or 0, "limit": limit}
-    said = "room_id = :room AND id > :after AND kind IN ('public', 'announce')"
+    params = {"room": room_id, "after": after or 0, "upto": upto, "limit": limit}
+    said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {said}", params).fetchone()
     if count == 0 or limit == 0:
         return count, []
@@ -215,18 +241,17 @@ def room_lines(
 
 
 def private_lines(
-    conn: sqlite3.Connection, user_id: int, after: int, limit: int
+    conn: sqlite3.Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
 ) -> tuple[int, list[str]]:
-    """How many private messages others sent the user after message id `after`, and the
-    latest `limit` of them as history lines, oldest first."""
-    params = {"user": user_id, "after": after, "limit": limit}
-    received = "recipient_id = :user AND id > :after AND sender_id IS NOT :user"
+    """How many private messages others sent the user with ids after `after` (and up to
+    `upto`), and the latest `limit` of them as history lines, oldest first."""
+    params = {"user": user_id, "after": after, "upto": upto, "limit": limit}
+    received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {received}", params).fetchone()
     if count == 0 or limit == 0:
         return count, []
     rows = conn.execute(
-        f"SELECT {_line(utc=False)} FROM messages WHERE {received}"
-        " ORDER BY id DESC LIMIT :limit",
+        f"SELECT {_line(utc=False)} FROM messages WHERE {received} ORDER BY id DESC LIMIT :limit",
         params,
     ).fetchall()
     return count, [line for (line,) in reversed(rows)]

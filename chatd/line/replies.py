@@ -2,10 +2,12 @@
 
 Kinds of line a client can tell apart by their start:
   "You said: ..."             your own message, stored and sent       (exact)
-  "NAME: ..."                 someone else's message
+  "NAME: ..."                 someone else's message, in your current room
+  "[#room] NAME: ..."         someone else's message in another room  (exact form)
   "[private] ..."             a private message, to or from you
   "*** ..."                   a notice: joins, leaves, announcements, shutdown
   "Error: ..."                something you sent was refused
+  "Now talking in #room."     your current room changed              (exact start)
   anything else               an answer to a command (/help, /users, /history)
 """
 
@@ -72,3 +74,52 @@ def error(text: str) -> str:
 
 def active_users(names: list[str]) -> str:
     return "Active users: " + ", ".join(names)  # exact
+
+
+def in_room(room: str, line: str) -> str:
+    """A line from a room other than the reader's current one."""
+    return f"[{room}] {line}"  # exact form
+
+
+def now_talking_in(room: str) -> str:
+    return f"Now talking in {room}."  # exact start "Now talking in #room"
+
+
+def joined(name: str, room: str) -> str:
+    """A join notice: a login (in #general) or joining a room."""
+    return notice(f"{name} joined") if room == "#general" else notice(f"{name} joined {room}")
+
+
+def left(name: str, room: str, how: str) -> str:
+    """A leave notice: a logout (`how` says why) or leaving a room."""
+    return (
+        notice(f"{name} {how or 'left'}") if room == "#general" else notice(f"{name} left {room}")
+    )
+
+
+def topic_set(name: str, room: str, topic: str) -> str:
+    if not topic:
+        return notice(f"{name} cleared the topic of {room}")
+    return notice(f"{name} set the topic of {room}: {topic}")
+
+
+def online_in(room: str, names: list[str]) -> str:
+    return f"Online in {room}: " + ", ".join(names)  # exact
+
+
+def replay_header(room: str | None, total: int, shown: int, *, first_time: bool) -> str:
+    """The line before messages shown at once (SPEC §8, catching up)."""
+    s = "s" * (total != 1)
+    if room is None:
+        what = f"{total} private message{s} while you were away"
+    elif first_time:
+        what = (
+            f"The latest {shown} of {total} messages in {room}"
+            if shown < total
+            else (f"{total} message{s} in {room}")
+        )
+    else:
+        what = f"{total} new message{s} in {room} while you were away"
+    if not first_time and shown < total:
+        what += f"; the latest {shown}"
+    return notice(what + ":")

@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from chatd import commands, replies
-from chatd.clock import now_us
-from chatd.commands import EndSession
+from chatd.core.hub import FrontEnd
 from chatd.limits import LoginRefusedError, TokenBucket
-from chatd.storage.messages import Kind, NewMessage
+from chatd.line import replies
+from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
 from chatd.wire import LINE_TOO_LONG, FrameError, sanitise
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from chatd.connection import Connection
-    from chatd.server import ChatServer
+    from chatd.core.service import ChatService, Replay
+    from chatd.settings import Settings
     from chatd.storage.users import User
 
 log = logging.getLogger(__name__)
@@ -33,16 +35,23 @@ class ClientGone(Exception):
     """The client sent its last line or went away."""
 
 
-class Session:
-    """The state of one connected client."""
+class EndSession(Exception):
+    """The session ends on purpose (/quit); its last words are already sent."""
 
-    def __init__(self, server: ChatServer, conn: Connection) -> None:
-        self.server = server
+
+class Session:
+    """The state of one connected client; once logged in, a member of the hub."""
+
+    def __init__(self, service: ChatService, frontend: FrontEnd, conn: Connection) -> None:
+        self.service = service
+        self.frontend = frontend
         self.conn = conn
+        self.settings: Settings = service.settings
         self.user: User | None = None
+        self.room_id = GENERAL_ROOM_ID  # the current room: where plain text goes
+        self.room_name = GENERAL_ROOM
         self.leave_reason = "left"  # what the others are told when this session ends
-        settings = server.settings
-        self._rate = TokenBucket(settings.rate_per_second, settings.rate_burst)
+        self._rate = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
         self._strikes = 0  # lines refused in a row for coming too fast
 
     @property
@@ -50,35 +59,51 @@ class Session:
         return self.user.username if self.user is not None else "?"
 
     @property
+    def user_id(self) -> int:
+        assert self.user is not None
+        return self.user.id
+
+    @property
     def is_admin(self) -> bool:
         return self.user is not None and self.user.is_admin
 
-    async def run(self) -> None:
-        """Serve the client from its first line to its last."""
+    async def run(self, handle_line: Callable[[Session, str], Awaitable[None]]) -> None:
+        """Serve the client from its first line to its last; once logged in, each line
+        goes to `handle_line` (the commands)."""
+        online = False
         try:
             self.user = await self._log_in()  # the server closes it if it takes too long
             if self.user is None or self.conn.gone:  # failed, or gone during the check
                 return
-            online = self.server.enter(self)
-            self.conn.send(replies.welcome(self.name, online))
-            await self._chat()
+            self.conn.logged_in()
+            # Live messages wait behind the welcome and what was missed meanwhile.
+            self.conn.hold_output()
+            online = True
+            replays = await self.service.enter(self, self.user)
+            welcome = replies.welcome(self.name, self.service.hub.online_count())
+            self.conn.release_output([welcome, *replay_lines(replays)])
+            await self._chat(handle_line)
         except (ClientGone, EndSession):
             pass
         finally:
-            if self.user is not None:
+            if online:
                 if self.conn.close_reason:
                     self.leave_reason = f"was disconnected ({self.conn.close_reason})"
-                self.server.leave(self)
+                self.service.leave(self, self.leave_reason)
             self.conn.close()
 
     async def _log_in(self) -> User | None:
-        attempts = self.server.settings.login_attempts
+        attempts = self.settings.login_attempts
         self.conn.send_lines([replies.GREETING, replies.ASK_USERNAME])
         for attempt in range(1, attempts + 1):
             username = (await self.read_line()).strip()
             password = await self.ask(replies.ASK_PASSWORD, raw=True)
             try:
-                user = await self.server.authenticate(username, password, self.conn)
+                # Waiting for its turn at bcrypt is not the client being slow.
+                with self.conn.checking_login():
+                    user = await self.service.authenticate(
+                        username, password, self.conn.address, self.conn.peer
+                    )
             except LoginRefusedError:
                 self.conn.send(replies.LOGIN_REFUSED)
                 return None
@@ -89,42 +114,36 @@ class Session:
         self.conn.send(replies.LOGIN_FAILED_LAST)
         return None
 
-    async def _chat(self) -> None:
+    async def _chat(self, handle_line: Callable[[Session, str], Awaitable[None]]) -> None:
         while True:
             line = await self.read_line()
-            if not line.strip() or not self._within_rate():
-                continue
-            if line.startswith("/") and not line.startswith("//"):
-                await commands.dispatch(self, line)
-            else:
-                # "//text" sends "/text": the way to say something starting with a slash
-                await self.say(line.removeprefix("/") if line.startswith("//") else line)
+            if line.strip() and self._within_rate():
+                await handle_line(self, line)
 
     def _within_rate(self) -> bool:
         """Take a line if the client is within its rate; refuse it, or end a flood, if not."""
         if self._rate.take():
             self._strikes = 0
             return True
-        settings = self.server.settings
         self._strikes += 1
-        if self._strikes >= settings.rate_strikes:
+        if self._strikes >= self.settings.rate_strikes:
             self.conn.send(replies.error("too many lines too fast; disconnecting."))
             self.leave_reason = "was disconnected for flooding"
             log.warning("%s: %s disconnected for flooding", self.conn.peer, self.name)
             raise EndSession
         self.conn.send(
             replies.error(
-                f"slow down: at most {settings.rate_per_second:g} lines a second"
+                f"slow down: at most {self.settings.rate_per_second:g} lines a second"
                 " (that line was not sent)."
             )
         )
         return False
 
-    async def say(self, text: str) -> None:
-        """Send a message to everyone; returns once it is stored and delivered."""
-        assert self.user is not None
-        message = NewMessage(now_us(), Kind.PUBLIC, self.user.id, self.user.username, text)
-        await self.server.post(message, origin=self)
+    def switch_to(self, room_id: int, room_name: str) -> None:
+        """Make a room the current one: plain text goes there."""
+        self.room_id = room_id
+        self.room_name = room_name
+        self.conn.send(replies.now_talking_in(room_name))
 
     async def read_line(self, *, raw: bool = False) -> str:
         """The next line from the client, sanitised unless `raw` (passwords are kept exact)."""
@@ -143,6 +162,17 @@ class Session:
 
     def _describe(self, frame: FrameError) -> str:
         if frame is LINE_TOO_LONG:
-            limit = self.server.settings.max_line_bytes
+            limit = self.settings.max_line_bytes
             return f"line too long (at most {limit} bytes); it was ignored."
         return "that line was not valid UTF-8; it was ignored."
+
+
+def replay_lines(replays: list[Replay]) -> list[str]:
+    """Messages shown at once, each block under a `*** ` line that counts them."""
+    lines = []
+    for replay in replays:
+        header = replies.replay_header(
+            replay.room, replay.total, len(replay.lines), first_time=replay.first_time
+        )
+        lines += [header, *replay.lines]
+    return lines

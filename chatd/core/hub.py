@@ -1,0 +1,238 @@
+"""Who is online, which rooms their accounts belong to, and who gets each committed message.
+
+The hub knows nothing of sockets or wire formats. A session of any front end
+(the line protocol today, IRC next) is a `Member`; each front end is a
+`FrontEnd` that renders a message for a group of its members at once, so
+that a line is encoded once per message, not once per recipient.
+
+Membership changes arrive the way messages do: a room's join, leave and
+topic events are committed messages, and the hub applies them in commit
+order (`deliver`), so everyone sees a room's membership change at the same
+point in the stream of messages. Only the event loop touches a hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
+from chatd.storage.messages import Kind, NewMessage
+from chatd.storage.rooms import Room
+
+
+class Member(Protocol):
+    """A logged-in session, as the hub sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def frontend(self) -> FrontEnd: ...
+
+
+class FrontEnd(Protocol):
+    """A wire protocol: renders what the hub hands out for its own members."""
+
+    def deliver(
+        self, message: NewMessage, audience: Iterable[Member], origin: Member | None
+    ) -> None:
+        """Send a committed message to `audience` (the origin, if it is among them, gets
+        its acknowledgement instead)."""
+
+    def acknowledge(self, message: NewMessage, origin: Member, delivered: bool) -> None:
+        """Tell the origin its message is stored, when it was not in the audience;
+        `delivered` says whether anyone online received it."""
+
+    def disconnect(self, member: Member, by: str, reason: str) -> None:
+        """End a member's session: kicked by `by`, telling them why."""
+
+
+@dataclass
+class RoomState:
+    """A room as the hub knows it: its name, topic, and its members' online sessions."""
+
+    id: int
+    name: str
+    topic: str
+    # Online sessions of member accounts, per front end: delivery loops over
+    # each group once, with no per-recipient dispatch.
+    online: dict[FrontEnd, dict[Member, None]]
+
+    def members(self) -> Iterable[Member]:
+        for group in self.online.values():
+            yield from group
+
+    def online_names(self) -> list[str]:
+        """Each online member once, sorted."""
+        return sorted({m.name for m in self.members()}, key=str.casefold)
+
+
+class Hub:
+    """The protocol-neutral core: presence, rooms and their members, and delivery."""
+
+    def __init__(self, quiet_joins_above: int) -> None:
+        self.quiet_joins_above = quiet_joins_above
+        self.last_delivered_id = 0  # every message up to this id has been handed out
+        self._by_name: dict[str, list[Member]] = {}  # lower-case name -> sessions
+        self._rooms_of: dict[int, set[int]] = {}  # user id -> room ids, while online
+        self._rooms: dict[int, RoomState] = {}
+        self._room_ids: dict[str, int] = {}  # room name -> id
+        self._general = self._room(Room(GENERAL_ROOM_ID, GENERAL_ROOM, ""))
+
+    # --- presence ---------------------------------------------------------------
+
+    def enter(self, member: Member, rooms: Iterable[Room]) -> bool:
+        """A session has logged in, its account belonging to `rooms` (as stored); returns
+        True if it is the account's first session online."""
+        sessions = self._by_name.setdefault(member.name.lower(), [])
+        sessions.append(member)
+        first = len(sessions) == 1
+        if first:
+            self._rooms_of[member.user_id] = {room.id for room in rooms}
+            for room in rooms:
+                self._room(room)
+        for room_id in self._rooms_of[member.user_id]:
+            self._rooms[room_id].online.setdefault(member.frontend, {})[member] = None
+        return first
+
+    def leave(self, member: Member) -> bool:
+        """A logged-in session has ended; returns True if it was the account's last."""
+        key = member.name.lower()
+        sessions = self._by_name.get(key, [])
+        if member not in sessions:
+            return False
+        sessions.remove(member)
+        for room_id in self._rooms_of.get(member.user_id, ()):
+            group = self._rooms[room_id].online.get(member.frontend)
+            if group is not None:
+                group.pop(member, None)
+        if sessions:
+            return False
+        del self._by_name[key]
+        del self._rooms_of[member.user_id]
+        return True
+
+    def online_count(self) -> int:
+        """How many users (not sessions) are online."""
+        return len(self._by_name)
+
+    def online_names(self) -> list[str]:
+        """Each online user once, sorted."""
+        return sorted((s[0].name for s in self._by_name.values()), key=str.casefold)
+
+    def sessions_of(self, username: str) -> list[Member]:
+        return list(self._by_name.get(username.lower(), ()))
+
+    def kick(self, username: str, by: str, reason: str) -> int:
+        """Disconnect every session of a user; returns how many there were."""
+        sessions = self.sessions_of(username)
+        for member in sessions:
+            member.frontend.disconnect(member, by, reason)
+        return len(sessions)
+
+    # --- rooms ----------------------------------------------------------------
+
+    def rooms_of(self, member: Member) -> list[RoomState]:
+        """The rooms of an online member's account, #general first, then by name."""
+        ids = self._rooms_of.get(member.user_id, {GENERAL_ROOM_ID})
+        return sorted(
+            (self._rooms[i] for i in ids), key=lambda r: (r.id != GENERAL_ROOM_ID, r.name)
+        )
+
+    def is_member(self, member: Member, room_id: int) -> bool:
+        return room_id in self._rooms_of.get(member.user_id, ())
+
+    def room(self, name: str) -> RoomState | None:
+        """A room someone online belongs to (or has belonged to since the start)."""
+        room_id = self._room_ids.get(name)
+        return None if room_id is None else self._rooms[room_id]
+
+    def room_by_id(self, room_id: int) -> RoomState | None:
+        return self._rooms.get(room_id)
+
+    def online_in(self, room_id: int) -> int:
+        """How many users (not sessions) of the room are online."""
+        state = self._rooms.get(room_id)
+        return 0 if state is None else len({m.user_id for m in state.members()})
+
+    def _room(self, room: Room) -> RoomState:
+        state = self._rooms.get(room.id)
+        if state is None:
+            state = RoomState(room.id, room.name, room.topic, {})
+            self._rooms[room.id] = state
+            self._room_ids[room.name] = room.id
+        return state
+
+    # --- delivery ---------------------------------------------------------------
+
+    def deliver(self, message: NewMessage, message_id: int, origin: Member | None) -> None:
+        """Hand a committed message to whoever should see it, in commit order."""
+        self.last_delivered_id = max(self.last_delivered_id, message_id)
+        room = self._general if message.room_id == GENERAL_ROOM_ID else None
+        if message.room_id is not None and room is None:
+            room = self._apply_room_event(message)
+        match message.kind:
+            case Kind.PUBLIC | Kind.TOPIC:
+                assert room is not None
+                self._hand_out(message, room.online, origin)
+            case Kind.ANNOUNCE:
+                self._hand_out(message, self._general.online, origin)
+            case Kind.PRIVATE:
+                self._deliver_private(message, origin)
+            case Kind.JOIN | Kind.LEAVE:
+                assert room is not None
+                if self._notices_wanted(room):
+                    self._hand_out(message, room.online, origin)
+
+    def _hand_out(
+        self,
+        message: NewMessage,
+        online: dict[FrontEnd, dict[Member, None]],
+        origin: Member | None,
+    ) -> None:
+        for frontend, members in online.items():
+            frontend.deliver(message, members, origin)
+        if origin is not None and origin not in online.get(origin.frontend, ()):
+            origin.frontend.acknowledge(message, origin, delivered=True)
+
+    def _deliver_private(self, message: NewMessage, origin: Member | None) -> None:
+        assert message.recipient is not None
+        recipients = [
+            m for m in self._by_name.get(message.recipient.lower(), ()) if m is not origin
+        ]
+        by_frontend: dict[FrontEnd, list[Member]] = {}
+        for member in recipients:
+            by_frontend.setdefault(member.frontend, []).append(member)
+        for frontend, members in by_frontend.items():
+            frontend.deliver(message, members, origin)
+        if origin is not None:
+            origin.frontend.acknowledge(message, origin, delivered=bool(recipients))
+
+    def _notices_wanted(self, room: RoomState) -> bool:
+        """Joins and leaves are news only in rooms small enough (SPEC §4)."""
+        online = len(self._by_name) if room is self._general else self.online_in(room.id)
+        return online <= self.quiet_joins_above
+
+    def _apply_room_event(self, message: NewMessage) -> RoomState | None:
+        """Keep rooms and their online members in step with a committed message."""
+        assert message.room_id is not None and message.room is not None
+        state = self._room(Room(message.room_id, message.room, ""))
+        if message.kind is Kind.TOPIC:
+            state.topic = message.body
+        elif message.kind in (Kind.JOIN, Kind.LEAVE) and message.sender_id is not None:
+            joined = message.kind is Kind.JOIN
+            rooms = self._rooms_of.get(message.sender_id)
+            if rooms is not None:
+                (rooms.add if joined else rooms.discard)(state.id)
+            for member in self._by_name.get(message.sender.lower(), ()):
+                group = state.online.setdefault(member.frontend, {})
+                if joined:
+                    group[member] = None
+                else:
+                    group.pop(member, None)
+        return state

@@ -1,0 +1,316 @@
+"""What a session of any front end can do: log in, say things, use rooms, catch up.
+
+`ChatService` owns the threads that do blocking work (the group-commit
+writer, bcrypt workers, read workers) and the hub. It speaks in accounts,
+rooms and messages; turning them into lines (or IRC) is a front end's job.
+Everything here runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from chatd import accounts
+from chatd.accounts import LoginResult, PasswordHasher
+from chatd.clock import now_us
+from chatd.core.delivery import LocalDelivery
+from chatd.core.hub import Hub, Member, RoomState
+from chatd.limits import LoginRefusedError, LoginThrottle
+from chatd.rooms import GENERAL_ROOM_ID
+from chatd.settings import Settings
+from chatd.storage import messages, rooms, users
+from chatd.storage.messages import Kind, NewMessage
+from chatd.storage.rooms import Room
+from chatd.storage.users import User
+from chatd.workers import WorkerPool, no_connection
+from chatd.writer import ActionJob, GroupCommitWriter, MessageJob
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Threads for /history, catching up and lookups; they wait on SQLite, not the CPU.
+_READ_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Messages shown at once: what came while away, or a room's latest on joining it."""
+
+    room: str | None  # None: private messages
+    total: int  # how many there are, even when fewer are shown
+    lines: list[str]  # the latest of them, as history lines, oldest first
+    first_time: bool  # joining the room (its latest), not coming back to it (what is new)
+
+
+@dataclass(frozen=True)
+class RoomListing:
+    """One room in `/rooms`."""
+
+    name: str
+    members: int
+    online: int
+    topic: str
+    mine: bool
+
+
+class ChatService:
+    """The chat's operations for sessions; start() on the event loop, stop() at the end."""
+
+    def __init__(self, settings: Settings, not_saved: Callable[[Member], None]) -> None:
+        self.settings = settings
+        self.hasher = PasswordHasher(settings.bcrypt_rounds)
+        self.hub = Hub(settings.quiet_joins_above)
+        self._not_saved = not_saved
+        self._throttle = LoginThrottle(
+            per_account=settings.throttle_account_after,
+            per_address=settings.throttle_address_after,
+            max_delay_s=settings.throttle_max_delay_s,
+            forget_s=settings.throttle_forget_s,
+        )
+        # Where each account's sessions had got to when its last one left,
+        # exact for this process; the database has it for the next one.
+        self._seen_at_logout: dict[int, int] = {}
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        delivery = LocalDelivery(loop, self.hub, self._not_saved)
+        self._writer = GroupCommitWriter(
+            self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
+        )
+        self._writer.start()
+        self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
+        self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
+        self._reads.start(loop)
+        self._hashing.start(loop)
+        # Make the decoy hash for unknown users now, so the first one costs no more.
+        self._hashing.run(no_connection(lambda: self.hasher.decoy_hash))
+        self.hub.last_delivered_id = self._writer.last_message_id
+
+    async def stop(self) -> None:
+        """Commit what is pending, then end every thread."""
+        for stop in (self._writer.stop, self._reads.stop, self._hashing.stop):
+            await self._loop.run_in_executor(None, stop)
+
+    async def flush(self) -> None:
+        """Return once every write submitted so far is committed."""
+        await self._write(lambda conn: None)
+
+    # --- logins and passwords ---------------------------------------------------
+
+    async def authenticate(
+        self, username: str, password: str, address: str, peer: str
+    ) -> User | None:
+        """Check a login on a bcrypt worker; None for every kind of failure.
+
+        Raises LoginRefusedError, without checking, while this address or name
+        has failed too often lately; before that, each attempt may be delayed.
+        """
+        wait = self._throttle.begin(address, username)
+        if wait is None:
+            log.warning("%s: login as %r refused: too many failures", peer, username[:40])
+            raise LoginRefusedError
+        if wait:
+            await asyncio.sleep(wait)
+        result = await self._hashing.run(self._check_login, username, password)
+        if result is None:
+            self._throttle.failed(address)
+            log.info("%s: failed login as %r", peer, username[:40])
+            return None
+        self._throttle.succeeded(username)
+        self._writer.submit(ActionJob(partial(_record_login, result=result)))
+        log.info("%s: %s logged in", peer, result.user.username)
+        return result.user
+
+    def _check_login(
+        self, conn: sqlite3.Connection, username: str, password: str
+    ) -> LoginResult | None:
+        return accounts.authenticate(conn, self.hasher, username, password)
+
+    async def change_password(self, user: User, current: str, new: str) -> bool:
+        """Change a user's password if `current` is right."""
+        if await self._hashing.run(self._check_login, user.username, current) is None:
+            return False
+        new_hash = await self._hashing.run(no_connection(self.hasher.hash), new)
+        await self._write(
+            partial(users.set_password, username=user.username, password_hash=new_hash)
+        )
+        log.info("%s changed their password", user.username)
+        return True
+
+    # --- coming and going ---------------------------------------------------------
+
+    async def enter(self, member: Member, user: User) -> list[Replay]:
+        """Put a logged-in session online; returns what it missed while away, if this
+        is the account's only session (nothing when it had another one online)."""
+        rooms_of_user = await self._read(rooms.rooms_of, user.id)
+        first = self.hub.enter(member, rooms_of_user)
+        if not first:
+            return []
+        upto = self.hub.last_delivered_id  # later messages reach the session live
+        self._record(Kind.JOIN, member)
+        seen = self._seen_at_logout.pop(user.id, user.seen_upto)
+        limit = self.settings.replay_max
+        if limit == 0:
+            return []
+        return await self._read(_catch_up, user.id, rooms_of_user, seen, upto, limit)
+
+    def leave(self, member: Member, reason: str) -> None:
+        """A logged-in session has ended."""
+        if self.hub.leave(member):
+            self._record(Kind.LEAVE, member, reason)
+            seen = self.hub.last_delivered_id
+            self._seen_at_logout[member.user_id] = seen
+            self._writer.submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
+
+    def _record(self, kind: Kind, member: Member, body: str = "") -> None:
+        """Store a login or logout; its notice goes out once it is committed."""
+        message = NewMessage(now_us(), kind, member.user_id, member.name, body)
+        self._writer.submit(MessageJob(message, (None, None)))
+
+    async def find_user(self, username: str) -> User | None:
+        """An account by name, from the database."""
+        if not accounts.is_valid_username(username):
+            return None
+        return await self._read(users.find, username)
+
+    def kick(self, username: str, *, by: str, reason: str) -> int:
+        """Disconnect every session of a user; returns how many there were."""
+        kicked = self.hub.kick(username, by, reason)
+        if kicked:
+            log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
+        return kicked
+
+    # --- messages -----------------------------------------------------------------
+
+    async def post(self, message: NewMessage, origin: Member | None = None) -> bool:
+        """Store a message, then deliver it; True once both are done."""
+        done: asyncio.Future[bool] = self._loop.create_future()
+        self._writer.submit(MessageJob(message, (origin, done)))
+        return await done
+
+    async def history_lines(self, user: User, limit: int) -> list[str]:
+        """The user's last `limit` history entries as lines, in local time."""
+        return await self._read(messages.history_lines, user.id, limit)
+
+    async def room_history(self, room_id: int, limit: int) -> list[str]:
+        """A room's last `limit` messages as lines, in local time."""
+        _, lines = await self._read(messages.room_lines, room_id, limit)
+        return lines
+
+    # --- rooms --------------------------------------------------------------------
+
+    async def find_room(self, name: str) -> Room | None:
+        """A room by its canonical name, whether or not anyone online is in it."""
+        state = self.hub.room(name)
+        if state is not None:
+            return Room(state.id, state.name, state.topic)
+        return await self._read(rooms.find, name)
+
+    async def join(self, member: Member, name: str) -> tuple[RoomState, Replay | None]:
+        """Make the account a member of a room (created if need be); returns the room and,
+        if the account was not in it yet, its latest messages."""
+        state = self.hub.room(name)
+        if state is not None and self.hub.is_member(member, state.id):
+            return state, None
+        room = await self._write(partial(rooms.find_or_create, name=name))
+        await self.post(self._room_event(Kind.JOIN, member, room), member)
+        state = self.hub.room_by_id(room.id)
+        assert state is not None
+        limit = self.settings.replay_max
+        if limit == 0:
+            return state, None
+        total, lines = await self._read(messages.room_lines, room.id, limit)
+        return state, Replay(room.name, total, lines, first_time=True)
+
+    async def leave_room(self, member: Member, state: RoomState) -> None:
+        """End the account's membership of a room (not #general)."""
+        assert state.id != GENERAL_ROOM_ID
+        await self.post(self._room_event(Kind.LEAVE, member, state), member)
+
+    async def set_topic(self, member: Member, state: RoomState, topic: str) -> None:
+        await self.post(self._room_event(Kind.TOPIC, member, state, topic), member)
+
+    async def listing(self, member: Member) -> list[RoomListing]:
+        """Every room with its members and members online; the member's own marked."""
+        every, counts = await self._read(_rooms_and_counts)
+        mine = {state.id for state in self.hub.rooms_of(member)}
+        return [
+            RoomListing(
+                room.name,
+                counts.get(room.id, 0),
+                self.hub.online_count()
+                if room.id == GENERAL_ROOM_ID
+                else self.hub.online_in(room.id),
+                room.topic,
+                room.id in mine,
+            )
+            for room in every
+        ]
+
+    @staticmethod
+    def _room_event(
+        kind: Kind, member: Member, room: Room | RoomState, body: str = ""
+    ) -> NewMessage:
+        return NewMessage(
+            now_us(), kind, member.user_id, member.name, body, room_id=room.id, room=room.name
+        )
+
+    # --- database helpers -----------------------------------------------------
+
+    async def _read(self, query: Callable[..., T], *args: Any) -> T:
+        """Run a read query on a read worker, with that thread's own connection."""
+        return await self._reads.run(query, *args)
+
+    async def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write on the writer thread, in its next batch."""
+        done: asyncio.Future[T] = self._loop.create_future()
+        self._writer.submit(ActionJob(action, done))
+        return await done
+
+    async def write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write of the server's own (retention) in the writer's next batch."""
+        return await self._write(action)
+
+
+def _record_login(conn: sqlite3.Connection, *, result: LoginResult) -> None:
+    users.record_login(conn, result.user.id, now_us(), result.upgraded_hash)
+
+
+def _set_seen(conn: sqlite3.Connection, *, user_id: int, seen: int) -> None:
+    users.set_seen_upto(conn, user_id, seen)
+
+
+def _rooms_and_counts(conn: sqlite3.Connection) -> tuple[list[Room], dict[int, int]]:
+    return rooms.every_room(conn), rooms.member_counts(conn)
+
+
+def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
+    conn: sqlite3.Connection,
+    user_id: int,
+    rooms_of_user: list[Room],
+    seen: int | None,
+    upto: int,
+    limit: int,
+) -> list[Replay]:
+    """What was said in the user's rooms, and privately to them, after message `seen`
+    and up to message `upto` (after which the session receives messages live).
+
+    `seen` is None at an account's first login: that counts as joining its rooms,
+    so it is shown their latest messages.
+    """
+    replays = []
+    for room in rooms_of_user:
+        total, lines = messages.room_lines(conn, room.id, limit, after=seen, upto=upto)
+        if total:
+            replays.append(Replay(room.name, total, lines, first_time=seen is None))
+    total, lines = messages.private_lines(conn, user_id, seen or 0, limit, upto=upto)
+    if total:
+        replays.append(Replay(None, total, lines, first_time=False))
+    return replays
