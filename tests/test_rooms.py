@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, wait_for
 
 
 def _log_in_all(server: RunningServer) -> tuple:  # type: ignore[type-arg]
@@ -226,3 +226,30 @@ def test_join_and_leave_notices_in_rooms_respect_quiet_joins_above(make_server) 
     bob.send("hi")
     lines = alice.lines_until("^bob: hi$")
     assert "*** bob joined #dev" not in lines
+
+
+def test_retention_days_deletes_old_messages_at_start(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chatd.clock import now_us
+    from chatd.storage import messages, open_database, transaction
+    from chatd.storage.messages import Kind, LogQuery, NewMessage
+
+    conn = open_database(tmp_path / "chat.db")
+    day = 86_400_000_000
+    with transaction(conn):
+        messages.insert_many(
+            conn,
+            [
+                NewMessage(now_us() - 40 * day, Kind.PUBLIC, None, "old", "ancient pizza"),
+                NewMessage(now_us() - 1 * day, Kind.PUBLIC, None, "new", "fresh pizza"),
+            ],
+        )
+    server: RunningServer = make_server(retention_days=30)
+    wait_for(
+        lambda: [m.body for m in messages.query(conn, LogQuery(text="pizza"))] == ["fresh pizza"],
+        what="the old message to be deleted",
+    )
+    alice = server.login("alice", "pass123")
+    alice.send("/history #general")
+    lines = alice.lines_until("fresh pizza$")
+    assert not any("ancient" in line for line in lines)
+    conn.close()
