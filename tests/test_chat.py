@@ -267,3 +267,13 @@ def test_flooding_gets_slow_down_then_a_disconnect(make_server) -> None:  # type
     bob.expect(r"^\*\*\* alice was disconnected for flooding$")
     stored = [line for line in bob.received if line.startswith("alice: flood")]
     assert len(stored) == 5
+
+
+def test_a_private_message_to_oneself_reaches_ones_other_sessions(server: RunningServer) -> None:
+    alice = server.login("alice", "pass123")
+    other = server.login("alice", "pass123")
+    alice.send("/msg alice note to self")
+    assert alice.expect(r"^\[private\] You said to alice: ").string == (
+        "[private] You said to alice: note to self"
+    )
+    other.expect(r"^\[private\] alice: note to self$")

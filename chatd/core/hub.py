@@ -202,16 +202,15 @@ class Hub:
 
     def _deliver_private(self, message: NewMessage, origin: Member | None) -> None:
         assert message.recipient is not None
-        recipients = [
-            m for m in self._by_name.get(message.recipient.lower(), ()) if m is not origin
-        ]
+        online = self._by_name.get(message.recipient.lower(), [])
         by_frontend: dict[FrontEnd, list[Member]] = {}
-        for member in recipients:
-            by_frontend.setdefault(member.frontend, []).append(member)
+        for member in online:
+            if member is not origin:  # a message to oneself: the other sessions get it
+                by_frontend.setdefault(member.frontend, []).append(member)
         for frontend, members in by_frontend.items():
             frontend.deliver(message, members, origin)
         if origin is not None:
-            origin.frontend.acknowledge(message, origin, delivered=bool(recipients))
+            origin.frontend.acknowledge(message, origin, delivered=bool(online))
 
     def _notices_wanted(self, room: RoomState) -> bool:
         """Joins and leaves are news only in rooms small enough (SPEC §4)."""
