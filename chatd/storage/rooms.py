@@ -104,7 +104,5 @@ def summaries(conn: sqlite3.Connection) -> list[RoomSummary]:
             " WHERE room_id = ? AND kind IN ('public', 'announce')",
             (room.id,),
         ).fetchone()
-        summaries.append(
-            RoomSummary(room.name, room.topic, members.get(room.id, 0), said, last)
-        )
+        summaries.append(RoomSummary(room.name, room.topic, members.get(room.id, 0), said, last))
     return summaries

@@ -56,9 +56,7 @@ class Census:
     disabled: int
 
 
-_USER_COLUMNS = (
-    "id, username, password_hash, role, disabled, created_at, last_login_at, seen_upto"
-)
+_USER_COLUMNS = "id, username, password_hash, role, disabled, created_at, last_login_at, seen_upto"
 
 
 def _user(row: tuple[int, str, str, str, int, int, int | None, int | None]) -> User:
