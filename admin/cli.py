@@ -1,4 +1,4 @@
-"""The `chatd-admin` command: accounts, log queries, exports and the schema.
+"""The `chatd-admin` command: accounts, log queries, rooms, exports and the schema.
 
 Every command takes `--db` (or CHATD_DB) and brings the database's schema up
 to date before it works. Commands that add accounts create a missing
@@ -25,6 +25,7 @@ from chatd import accounts
 from chatd.accounts import AccountError, PasswordHasher, UsersFileError
 from chatd.cliapp import fail, run_app
 from chatd.clock import BadTimeError, StampFormatter, day_bounds, iso_time, now_us, parse_when
+from chatd.rooms import RoomNameError, room_name
 from chatd.settings import Settings
 from chatd.storage import (
     DatabaseMissingError,
@@ -33,6 +34,7 @@ from chatd.storage import (
     messages,
     migrations,
     open_database,
+    rooms,
     transaction,
     users,
 )
@@ -40,7 +42,7 @@ from chatd.storage.messages import LogQuery, SearchSyntaxError
 from chatd.storage.users import DuplicateUserError, UnknownUserError
 
 app = typer.Typer(
-    help="Manage chatd accounts, query and export the chat logs.",
+    help="Manage chatd accounts and rooms; query and export the chat logs.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -63,6 +65,9 @@ PasswordStdin = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 UtcOption = Annotated[bool, typer.Option("--utc", help="Show and read times in UTC, not local.")]
+RoomOption = Annotated[
+    str | None, typer.Option(help="Only this room: #dev (the # may be left out).")
+]
 
 
 @contextmanager
@@ -108,6 +113,26 @@ def _when(text: str | None, *, utc: bool, end_of_day: bool = False) -> int | Non
         return parse_when(text, utc=utc, end_of_day=end_of_day)
     except BadTimeError as exc:
         fail(str(exc), code=2)
+
+
+def _room_name(text: str | None) -> str | None:
+    """The canonical room name of a --room option, or one error line."""
+    if text is None:
+        return None
+    try:
+        return room_name(text)
+    except RoomNameError as exc:
+        fail(str(exc), code=2)
+
+
+def _room_id(conn: sqlite3.Connection, name: str | None) -> int | None:
+    """The id of an existing room, or one error line."""
+    if name is None:
+        return None
+    room = rooms.find(conn, name)
+    if room is None:
+        fail(f"no room named {name!r}")
+    return room.id
 
 
 # --- accounts -------------------------------------------------------------------
@@ -257,6 +282,7 @@ def logs(
             help="Full-text search: messages with every word (a trailing * for prefixes)."
         ),
     ] = None,
+    room: RoomOption = None,
     limit: Annotated[
         int, typer.Option(min=0, help="Show the latest N matches (0 for all of them).")
     ] = 100,
@@ -264,15 +290,18 @@ def logs(
     utc: UtcOption = False,
     db: DbOption = _DEFAULTS.db,
 ) -> None:
-    """Query the messages: by sender, time and words, as a table or JSON."""
-    request = LogQuery(
-        sender=user,
-        since=_when(since, utc=utc),
-        until=_when(until, utc=utc, end_of_day=True),
-        text=query,
-        limit=limit or None,
-    )
+    """Query the messages: by sender, time, room and words, as a table or JSON."""
+    since_us, until_us = _when(since, utc=utc), _when(until, utc=utc, end_of_day=True)
+    name = _room_name(room)
     with database(db) as conn:
+        request = LogQuery(
+            sender=user,
+            since=since_us,
+            until=until_us,
+            text=query,
+            limit=limit or None,
+            room_id=_room_id(conn, name),
+        )
         try:
             found = messages.query(conn, request)
             if json:
@@ -378,11 +407,12 @@ def export_logs(
     date: Annotated[str | None, typer.Option(help="One day: 2026-11-23.")] = None,
     since: Annotated[str | None, typer.Option(help="The first day to export.")] = None,
     until: Annotated[str | None, typer.Option(help="The last day to export.")] = None,
+    room: RoomOption = None,
     out: Annotated[Path, typer.Option(help="The directory to write the files to.")] = Path("logs"),
     utc: UtcOption = False,
     db: DbOption = _DEFAULTS.db,
 ) -> None:
-    """Write the public log (messages, announcements, joins, leaves) to logs/YYYY-MM-DD.log."""
+    """Write the public log (messages, joins, leaves, topics) to logs/YYYY-MM-DD.log."""
     if date is not None and (since is not None or until is not None):
         fail("give --date or --since/--until, not both", code=2)
     try:
@@ -394,12 +424,30 @@ def export_logs(
             end = parse_when(until[:10], utc=utc, end_of_day=True) if until else now_us() + 1
     except BadTimeError as exc:
         fail(str(exc), code=2)
+    name = _room_name(room)
     with database(db) as conn:
-        total = messages.count_public_log(conn, start, end)
+        room_id = _room_id(conn, name)
+        total = messages.count_public_log(conn, start, end, room_id=room_id)
         with progress("Exporting logs", total=total) as advance:
-            files = write_logs(conn, start, end, out, utc=utc, advance=advance)
+            files = write_logs(conn, start, end, out, utc=utc, advance=advance, room_id=room_id)
     lines = sum(f.lines for f in files)
     typer.echo(f"Wrote {len(files)} files to {out}/ ({lines:,} lines).")
+
+
+# --- rooms -----------------------------------------------------------------------------
+
+
+@app.command("rooms")
+def list_rooms(
+    json: JsonOption = False, utc: UtcOption = False, db: DbOption = _DEFAULTS.db
+) -> None:
+    """List the rooms: members, messages said, last activity, topic."""
+    with database(db) as conn:
+        summaries = rooms.summaries(conn)
+    if json:
+        output.print_json_array(output.room_json(summaries, utc=utc))
+    else:
+        output.print_table(output.ROOM_HEADERS, output.room_rows(summaries, utc=utc))
 
 
 # --- schema ---------------------------------------------------------------------------
