@@ -1,4 +1,4 @@
-"""chatd-admin and rooms: listing them, logs and exports per room."""
+"""chatd-admin and rooms: listing them, logs and exports per room; deleting messages."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from typer.testing import Result
 
 from chatd.clock import iso_time
-from chatd.storage import messages, open_database, rooms, transaction, users
+from chatd.storage import messages, open_database, retention, rooms, transaction, users
 from chatd.storage.messages import Kind, NewMessage
+from chatd.storage.users import UnknownUserError
 from tests.admin_helpers import local, run, seed
 
 
@@ -201,6 +202,48 @@ def test_export_logs_room_writes_the_same_files_with_only_that_room(
     one_day = tmp_path / "one-day"
     args = ("export-logs", "--room", "dev", "--date", "2026-11-21", "--out", str(one_day))
     assert "Wrote 0 files" in run(*args, "--db", str(db)).output
+
+
+# --- chatd.storage.retention, as the server uses it -----------------------------------
+
+
+def test_purge_chunk_deletes_the_oldest_first_up_to_the_limit(db: Path) -> None:
+    conn = open_database(db)
+    cutoff = local("2026-11-23")
+    assert retention.count_before(conn, cutoff) == 12
+    dev = rooms.find(conn, "#dev")
+    assert dev is not None
+    assert retention.count_before(conn, cutoff, dev.id) == 3
+    with transaction(conn):
+        assert retention.purge_chunk(conn, cutoff, dev.id, limit=2) == 2
+    assert [e.body for e in messages.query(conn, messages.LogQuery(room_id=dev.id))] == [
+        "zebra pizza in dev"
+    ]
+    with transaction(conn):
+        assert retention.purge_chunk(conn, cutoff, limit=4) == 4
+    oldest = next(messages.query(conn, messages.LogQuery()))
+    assert oldest.body == "the café is closed"
+    with transaction(conn):
+        assert retention.purge_chunk(conn, cutoff) == 6
+        assert retention.purge_chunk(conn, cutoff) == 0
+    assert retention.count_before(conn, cutoff) == 0
+    conn.close()
+
+
+def test_forget_in_chunks_then_forget_user(db: Path) -> None:
+    conn = open_database(db)
+    alice = users.get(conn, "alice")
+    assert retention.count_of_user(conn, alice.id) == 8
+    with transaction(conn):
+        assert retention.forget_chunk(conn, alice.id, limit=3) == 3
+    assert users.find(conn, "alice") is not None  # a chunk leaves the account
+    assert retention.count_of_user(conn, alice.id) == 5
+    with transaction(conn):
+        assert retention.forget_user(conn, "Alice") == 5
+    assert users.find(conn, "alice") is None
+    with pytest.raises(UnknownUserError), transaction(conn):
+        retention.forget_user(conn, "alice")
+    conn.close()
 
 
 # --- as a real subprocess ------------------------------------------------------------
