@@ -1,4 +1,4 @@
-"""The `chatd-admin` command: accounts, log queries, exports and the schema.
+"""The `chatd-admin` command: accounts, log queries, rooms, exports, deletion and the schema.
 
 Every command takes `--db` (or CHATD_DB) and brings the database's schema up
 to date before it works. Commands that add accounts create a missing
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +25,7 @@ from chatd import accounts
 from chatd.accounts import AccountError, PasswordHasher, UsersFileError
 from chatd.cliapp import fail, run_app
 from chatd.clock import BadTimeError, StampFormatter, day_bounds, iso_time, now_us, parse_when
+from chatd.rooms import RoomNameError, room_name
 from chatd.settings import Settings
 from chatd.storage import (
     DatabaseMissingError,
@@ -33,6 +34,8 @@ from chatd.storage import (
     messages,
     migrations,
     open_database,
+    retention,
+    rooms,
     transaction,
     users,
 )
@@ -40,7 +43,7 @@ from chatd.storage.messages import LogQuery, SearchSyntaxError
 from chatd.storage.users import DuplicateUserError, UnknownUserError
 
 app = typer.Typer(
-    help="Manage chatd accounts, query and export the chat logs.",
+    help="Manage chatd accounts and rooms; query, export and delete the chat logs.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -63,6 +66,10 @@ PasswordStdin = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 UtcOption = Annotated[bool, typer.Option("--utc", help="Show and read times in UTC, not local.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+RoomOption = Annotated[
+    str | None, typer.Option(help="Only this room: #dev (the # may be left out).")
+]
 
 
 @contextmanager
@@ -101,13 +108,35 @@ def _read_new_password(from_stdin: bool) -> str:
     return password
 
 
-def _when(text: str | None, *, utc: bool, end_of_day: bool = False) -> int | None:
-    if text is None:
-        return None
+def _time(text: str, *, utc: bool, end_of_day: bool = False) -> int:
     try:
         return parse_when(text, utc=utc, end_of_day=end_of_day)
     except BadTimeError as exc:
         fail(str(exc), code=2)
+
+
+def _when(text: str | None, *, utc: bool, end_of_day: bool = False) -> int | None:
+    return None if text is None else _time(text, utc=utc, end_of_day=end_of_day)
+
+
+def _room_name(text: str | None) -> str | None:
+    """The canonical room name of a --room option, or one error line."""
+    if text is None:
+        return None
+    try:
+        return room_name(text)
+    except RoomNameError as exc:
+        fail(str(exc), code=2)
+
+
+def _room_id(conn: sqlite3.Connection, name: str | None) -> int | None:
+    """The id of an existing room, or one error line."""
+    if name is None:
+        return None
+    room = rooms.find(conn, name)
+    if room is None:
+        fail(f"no room named {name!r}")
+    return room.id
 
 
 # --- accounts -------------------------------------------------------------------
@@ -142,11 +171,9 @@ def add_user(
 
 @app.command("remove-user")
 def remove_user(
-    username: UserArgument,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    db: DbOption = _DEFAULTS.db,
+    username: UserArgument, yes: YesOption = False, db: DbOption = _DEFAULTS.db
 ) -> None:
-    """Delete an account; the messages it wrote stay in the logs under its name."""
+    """Delete an account; the messages it wrote stay in the logs (forget-user deletes them)."""
     with database(db) as conn:
         users.get(conn, username)
         if not yes:
@@ -257,6 +284,7 @@ def logs(
             help="Full-text search: messages with every word (a trailing * for prefixes)."
         ),
     ] = None,
+    room: RoomOption = None,
     limit: Annotated[
         int, typer.Option(min=0, help="Show the latest N matches (0 for all of them).")
     ] = 100,
@@ -264,15 +292,18 @@ def logs(
     utc: UtcOption = False,
     db: DbOption = _DEFAULTS.db,
 ) -> None:
-    """Query the messages: by sender, time and words, as a table or JSON."""
-    request = LogQuery(
-        sender=user,
-        since=_when(since, utc=utc),
-        until=_when(until, utc=utc, end_of_day=True),
-        text=query,
-        limit=limit or None,
-    )
+    """Query the messages: by sender, time, room and words, as a table or JSON."""
+    since_us, until_us = _when(since, utc=utc), _when(until, utc=utc, end_of_day=True)
+    name = _room_name(room)
     with database(db) as conn:
+        request = LogQuery(
+            sender=user,
+            since=since_us,
+            until=until_us,
+            text=query,
+            limit=limit or None,
+            room_id=_room_id(conn, name),
+        )
         try:
             found = messages.query(conn, request)
             if json:
@@ -378,11 +409,12 @@ def export_logs(
     date: Annotated[str | None, typer.Option(help="One day: 2026-11-23.")] = None,
     since: Annotated[str | None, typer.Option(help="The first day to export.")] = None,
     until: Annotated[str | None, typer.Option(help="The last day to export.")] = None,
+    room: RoomOption = None,
     out: Annotated[Path, typer.Option(help="The directory to write the files to.")] = Path("logs"),
     utc: UtcOption = False,
     db: DbOption = _DEFAULTS.db,
 ) -> None:
-    """Write the public log (messages, announcements, joins, leaves) to logs/YYYY-MM-DD.log."""
+    """Write the public log (messages, joins, leaves, topics) to logs/YYYY-MM-DD.log."""
     if date is not None and (since is not None or until is not None):
         fail("give --date or --since/--until, not both", code=2)
     try:
@@ -394,12 +426,115 @@ def export_logs(
             end = parse_when(until[:10], utc=utc, end_of_day=True) if until else now_us() + 1
     except BadTimeError as exc:
         fail(str(exc), code=2)
+    name = _room_name(room)
     with database(db) as conn:
-        total = messages.count_public_log(conn, start, end)
+        room_id = _room_id(conn, name)
+        total = messages.count_public_log(conn, start, end, room_id=room_id)
         with progress("Exporting logs", total=total) as advance:
-            files = write_logs(conn, start, end, out, utc=utc, advance=advance)
+            files = write_logs(conn, start, end, out, utc=utc, advance=advance, room_id=room_id)
     lines = sum(f.lines for f in files)
     typer.echo(f"Wrote {len(files)} files to {out}/ ({lines:,} lines).")
+
+
+# --- rooms -----------------------------------------------------------------------------
+
+
+@app.command("rooms")
+def list_rooms(
+    json: JsonOption = False, utc: UtcOption = False, db: DbOption = _DEFAULTS.db
+) -> None:
+    """List the rooms: members, messages said, last activity, topic."""
+    with database(db) as conn:
+        summaries = rooms.summaries(conn)
+    if json:
+        output.print_json_array(output.room_json(summaries, utc=utc))
+    else:
+        output.print_table(output.ROOM_HEADERS, output.room_rows(summaries, utc=utc))
+
+
+# --- deletion ----------------------------------------------------------------------------
+
+
+def _delete_in_chunks(
+    conn: sqlite3.Connection, description: str, total: int, chunk: Callable[[], int]
+) -> int:
+    """Run `chunk` a transaction at a time until it deletes less than a whole chunk,
+    so that a running server's writer waits for one chunk at most; return how many went."""
+    deleted = 0
+    with progress(description, total=total) as advance:
+        while True:
+            with transaction(conn):
+                done = chunk()
+            deleted += done
+            advance(done)
+            if done < retention.CHUNK:
+                return deleted
+
+
+@app.command()
+def purge(
+    before: Annotated[
+        str,
+        typer.Option(
+            help="Delete what was sent before this: 2026-11-23 (that day is kept)"
+            " or '2026-11-23 14:00'.",
+            show_default=False,
+        ),
+    ],
+    room: RoomOption = None,
+    yes: YesOption = False,
+    utc: UtcOption = False,
+    db: DbOption = _DEFAULTS.db,
+) -> None:
+    """Delete every message (of every kind) sent before a date, in every room or one."""
+    cutoff = _time(before, utc=utc)
+    if cutoff > now_us():
+        fail(f"--before {before} is in the future: purge only deletes what is past", code=2)
+    name = _room_name(room)
+    where = "" if name is None else f" in {name}"
+    when = StampFormatter(utc=utc)(cutoff)
+    with database(db) as conn:
+        room_id = _room_id(conn, name)
+        total = retention.count_before(conn, cutoff, room_id)
+        if total == 0:
+            typer.echo(f"No messages{where} before {when}: nothing to delete.")
+            return
+        if not yes:
+            typer.confirm(
+                f"Delete the {total:,} messages{where} sent before {when}, for good?",
+                abort=True,
+                err=True,
+            )
+        deleted = _delete_in_chunks(
+            conn, "Purging", total, lambda: retention.purge_chunk(conn, cutoff, room_id)
+        )
+    typer.echo(f"Deleted {deleted:,} messages{where} sent before {when}.")
+
+
+@app.command("forget-user")
+def forget_user(
+    username: UserArgument, yes: YesOption = False, db: DbOption = _DEFAULTS.db
+) -> None:
+    """Delete an account and every message it wrote or was sent privately, for good."""
+    with database(db) as conn:
+        user = users.get(conn, username)
+        total = retention.count_of_user(conn, user.id)
+        if not yes:
+            typer.confirm(
+                f"Forget {user.username}? This deletes the account and {total:,} messages"
+                " (all they wrote and the private messages sent to them), for good.",
+                abort=True,
+                err=True,
+            )
+        deleted = _delete_in_chunks(
+            conn,
+            f"Forgetting {user.username}",
+            total,
+            lambda: retention.forget_chunk(conn, user.id),
+        )
+        with transaction(conn):  # whatever came in meanwhile, and the account, at once
+            deleted += retention.forget_user(conn, user.username)
+    typer.echo(f"Forgot {user.username}: deleted the account and {deleted:,} messages.")
 
 
 # --- schema ---------------------------------------------------------------------------

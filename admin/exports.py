@@ -122,9 +122,11 @@ def export_logs(
     *,
     utc: bool,
     advance: Advance,
+    room_id: int | None = None,
 ) -> list[Exported]:
-    """The public log of [since, until) as one file per day, `DIRECTORY/YYYY-MM-DD.log`."""
-    lines = messages.iter_public_log_lines(conn, since, until, utc=utc)
+    """The public log of [since, until) as one file per day, `DIRECTORY/YYYY-MM-DD.log`:
+    of every room, or only of the room `room_id`."""
+    lines = messages.iter_public_log_lines(conn, since, until, utc=utc, room_id=room_id)
     by_day = ((line[:10], line) for line in lines)  # each line starts with its date
     return _write_files(by_day, lambda day: directory / f"{day}.log", advance)
 

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from chatd.clock import StampFormatter, iso_time
-from chatd.storage.messages import StoredMessage
+from chatd.storage.messages import LogEntry
+from chatd.storage.rooms import RoomSummary
 from chatd.storage.users import UserSummary
 from chatd.wire import make_visible
 
@@ -43,11 +44,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
-def message_rows(entries: Iterable[StoredMessage], *, utc: bool) -> Iterator[list[str]]:
+def message_rows(entries: Iterable[LogEntry], *, utc: bool) -> Iterator[list[str]]:
     stamp = StampFormatter(utc=utc)
     for entry in entries:
         yield [
             stamp(entry.sent_at),
+            entry.room or "",
             entry.kind,
             entry.sender,
             entry.recipient or "",
@@ -55,14 +57,15 @@ def message_rows(entries: Iterable[StoredMessage], *, utc: bool) -> Iterator[lis
         ]
 
 
-MESSAGE_HEADERS = ["time", "kind", "from", "to", "message"]
+MESSAGE_HEADERS = ["time", "room", "kind", "from", "to", "message"]
 
 
-def message_json(entries: Iterable[StoredMessage], *, utc: bool) -> Iterator[dict[str, Any]]:
+def message_json(entries: Iterable[LogEntry], *, utc: bool) -> Iterator[dict[str, Any]]:
     for entry in entries:
         yield {
             "id": entry.id,
             "time": iso_time(entry.sent_at, utc=utc),
+            "room": entry.room,
             "kind": entry.kind.value,
             "sender": entry.sender,
             "recipient": entry.recipient,
@@ -97,4 +100,32 @@ def user_json(summaries: Iterable[UserSummary], *, utc: bool) -> Iterator[dict[s
             if user.last_login_at is None
             else iso_time(user.last_login_at, utc=utc),
             "messages": user.messages,
+        }
+
+
+ROOM_HEADERS = ["room", "members", "messages", "last activity", "topic"]
+
+
+def room_rows(summaries: Iterable[RoomSummary], *, utc: bool) -> Iterator[list[str]]:
+    stamp = StampFormatter(utc=utc)
+    for room in summaries:
+        yield [
+            room.name,
+            f"{room.members:,}",
+            f"{room.messages:,}",
+            "never" if room.last_activity is None else stamp(room.last_activity),
+            make_visible(room.topic),
+        ]
+
+
+def room_json(summaries: Iterable[RoomSummary], *, utc: bool) -> Iterator[dict[str, Any]]:
+    for room in summaries:
+        yield {
+            "room": room.name,
+            "members": room.members,
+            "messages": room.messages,
+            "last_activity": None
+            if room.last_activity is None
+            else iso_time(room.last_activity, utc=utc),
+            "topic": room.topic,
         }

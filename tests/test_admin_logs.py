@@ -40,7 +40,8 @@ def test_logs_json_is_one_valid_array_with_every_field(db: Path) -> None:
     assert len(data) == 7
     private = next(m for m in data if m["kind"] == "private")
     assert private["sender"] == "alice" and private["recipient"] == "bob"
-    assert set(private) == {"id", "time", "kind", "sender", "recipient", "body"}
+    assert set(private) == {"id", "time", "room", "kind", "sender", "recipient", "body"}
+    assert private["room"] is None and data[0]["room"] == "#general"
     assert data[0]["time"].endswith("+00:00")
     empty = run("logs", "--json", "--user", "nobody", "--db", str(db))
     assert json.loads(empty.output) == []

@@ -15,7 +15,9 @@ from chatd.wire import INVALID_UTF8, LINE_TOO_LONG, LineFramer, make_visible, sa
 from tests.conftest import TIMEOUT, RunningServer
 
 LIMIT = 64
-_lines = st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=40))
+_lines = st.lists(
+    st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\r\n"), max_size=40)
+)
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:

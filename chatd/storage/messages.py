@@ -57,17 +57,6 @@ class NewMessage:
         )
 
 
-class StoredMessage(NamedTuple):
-    """A message read back from the database (a named tuple: exports make millions)."""
-
-    id: int
-    sent_at: int
-    kind: Kind
-    sender: str
-    recipient: str | None
-    body: str
-
-
 _INSERT = (
     "INSERT INTO messages"
     " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
@@ -118,10 +107,6 @@ def _apply_room_event(conn: sqlite3.Connection, message: NewMessage) -> None:
 
 
 _KINDS = {kind.value: kind for kind in Kind}  # a dict lookup: Kind(text) costs ~1 us a row
-
-
-def _stored(row: tuple[int, int, str, str, str | None, str]) -> StoredMessage:
-    return StoredMessage(row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5])
 
 
 # --- lines of history and logs ---------------------------------------------------
@@ -293,9 +278,26 @@ class LogQuery:
     until: int | None = None  # exclusive
     text: str | None = None  # search words, see fts_query
     limit: int | None = None  # the latest N; None for all
+    room_id: int | None = None  # only this room's messages
 
 
-def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[StoredMessage]:
+class LogEntry(NamedTuple):
+    """A message as `chatd-admin logs` shows it: a stored message and where it was said."""
+
+    id: int
+    sent_at: int
+    kind: Kind
+    room: str | None  # None for a private message
+    sender: str
+    recipient: str | None
+    body: str
+
+
+def _log_entry(row: tuple[int, int, str, str | None, str, str | None, str]) -> LogEntry:
+    return LogEntry(row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5], row[6])
+
+
+def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[LogEntry]:
     """Messages matching `q`, oldest first (the latest `q.limit` of them if it is set)."""
     tables = "messages m"
     conditions = []
@@ -307,6 +309,9 @@ def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[StoredMessage]:
     if q.sender is not None:
         conditions.append("m.sender = :sender COLLATE NOCASE")
         params["sender"] = q.sender
+    if q.room_id is not None:
+        conditions.append("m.room_id = :room")
+        params["room"] = q.room_id
     if q.since is not None:
         conditions.append("m.sent_at >= :since")
         params["since"] = q.since
@@ -314,43 +319,58 @@ def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[StoredMessage]:
         conditions.append("m.sent_at < :until")
         params["until"] = q.until
     where = " WHERE " + " AND ".join(conditions) if conditions else ""
-    columns = "m.id, m.sent_at, m.kind, m.sender, m.recipient, m.body"
+    room = "(SELECT name FROM rooms WHERE rooms.id = m.room_id)"
+    columns = f"m.id, m.sent_at, m.kind, {room}, m.sender, m.recipient, m.body"
     # Both orders are chronological for what chatd stores (ids are handed out
     # in the order messages are said). A search walks the index by rowid, which
     # FTS5 does newest first and stops after `limit`: 0.4 ms instead of 240 ms
-    # for a word in half of a million messages; date and sender queries walk
-    # their (sender, sent_at) and (sent_at) indexes.
+    # for a word in half of a million messages; date, sender and room queries
+    # walk their (sender, sent_at), (sent_at) and (room_id, id) indexes.
     order = "messages_fts.rowid" if q.text is not None else "m.sent_at, m.id"
     if q.limit is None:
         rows = conn.execute(f"SELECT {columns} FROM {tables}{where} ORDER BY {order}", params)
-        return map(_stored, rows)
+        return map(_log_entry, rows)
     descending = order.replace(",", " DESC,") + " DESC"
     latest = conn.execute(
         f"SELECT {columns} FROM {tables}{where} ORDER BY {descending} LIMIT :limit", params
     ).fetchall()
     latest.reverse()
-    return map(_stored, latest)
+    return map(_log_entry, latest)
 
 
-_PUBLIC_LOG = (
-    " FROM messages WHERE kind IN ('public', 'announce', 'join', 'leave')"
-    " AND sent_at >= :since AND sent_at < :until"
-)
+def _public_log(room_id: int | None) -> str:
+    """The rows of the public log: everything but private messages, of every room or one."""
+    rows = (
+        " FROM messages WHERE kind IN ('public', 'announce', 'join', 'leave', 'topic')"
+        " AND sent_at >= :since AND sent_at < :until"
+    )
+    return rows if room_id is None else rows + " AND room_id = :room"
 
 
 def iter_public_log_lines(
-    conn: sqlite3.Connection, since: int, until: int, *, utc: bool = False
+    conn: sqlite3.Connection,
+    since: int,
+    until: int,
+    *,
+    utc: bool = False,
+    room_id: int | None = None,
 ) -> Iterator[str]:
-    """Every public message, announcement, join and leave in [since, until), in order."""
+    """Every public message, announcement, join, leave and topic in [since, until), in
+    order: of every room (those of rooms other than #general tagged), or of one."""
     rows = conn.execute(
-        f"SELECT {_line(utc=utc)}{_PUBLIC_LOG} ORDER BY sent_at, id",
-        {"since": since, "until": until},
+        f"SELECT {_line(utc=utc)}{_public_log(room_id)} ORDER BY sent_at, id",
+        {"since": since, "until": until, "room": room_id},
     )
     return (line for (line,) in rows)
 
 
-def count_public_log(conn: sqlite3.Connection, since: int, until: int) -> int:
-    row = conn.execute(f"SELECT count(*){_PUBLIC_LOG}", {"since": since, "until": until})
+def count_public_log(
+    conn: sqlite3.Connection, since: int, until: int, *, room_id: int | None = None
+) -> int:
+    row = conn.execute(
+        f"SELECT count(*){_public_log(room_id)}",
+        {"since": since, "until": until, "room": room_id},
+    )
     return int(row.fetchone()[0])
 
 
