@@ -3,6 +3,10 @@
 Nothing from the server reaches the terminal raw: both modes pass every
 line through `wire.sanitise` first, so a hostile server (or a bug) cannot
 send escape sequences to the user's terminal.
+
+A line from a room other than the current one starts with its room,
+`[#dev] alice: hi`; the tag is split off first and the rest is classified
+as any other line (that one is a MESSAGE).
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ class LineKind(enum.Enum):
 
 
 _MESSAGE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}: ")
+_ROOM_TAG = re.compile(r"^\[#[a-z0-9_-]{1,32}\] ")
+
+
+def split_room_tag(line: str) -> tuple[str, str]:
+    """`[#dev] alice: hi` -> (`[#dev] `, `alice: hi`); a line without a tag -> (``, line)."""
+    tag = _ROOM_TAG.match(line)
+    if tag is None:
+        return "", line
+    return tag.group(), line[tag.end() :]
 
 
 def classify(line: str) -> LineKind:
+    """The kind of a server line, whether or not it starts with a room tag."""
+    line = split_room_tag(line)[1]
     if line.startswith("You said: "):
         return LineKind.OWN
     if line.startswith(replies.PRIVATE_PREFIX):
