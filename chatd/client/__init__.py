@@ -2,6 +2,8 @@
 
 link.py         the connection and the login dialogue
 display.py      telling the server's lines apart
+names.py        what the server's lines teach: the current room, rooms, commands
+completion.py   Tab completion of commands and rooms (interactive only)
 interactive.py  prompt_toolkit: a prompt that survives incoming messages
 piped.py        stdin to the server, the server to stdout
 """

@@ -2,8 +2,10 @@
 
 prompt_toolkit draws the input line; each line from the server is printed
 above it with the local time and a colour for its kind, and the prompt is
-redrawn intact. Arrow keys walk the input history. When the server asks
-for a password (at login or for /passwd) the next input is hidden.
+redrawn intact. The prompt names the current room (`#general> `), Tab
+completes commands and rooms, and arrow keys walk the input history. When
+the server asks for a password (at login or for /passwd) the next input is
+hidden.
 
 Known limit: prompt_toolkit prints above the prompt with the terminal in
 cooked mode for that instant, so a Ctrl-D pressed at that very moment is
@@ -20,13 +22,15 @@ import time
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.filters import Condition
-from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
-from chatd.client.display import LineKind, asks_for_secret, classify
+from chatd.client.completion import ChatCompleter
+from chatd.client.display import LineKind, asks_for_secret, classify, split_room_tag
 from chatd.client.link import LoginFailedError, ServerLink, log_in
+from chatd.client.names import KnownNames
 from chatd.client.session import ClientOptions, Exit, Pacer
 from chatd.wire import sanitise
 
@@ -35,6 +39,7 @@ STYLE = Style.from_dict(
         "time": "#888888",
         "own": "#5faf5f",
         "sender": "bold #00afd7",
+        "room": "#5f87d7",
         "message": "",
         "private": "#d75fd7",
         "notice": "#d7af00",
@@ -59,10 +64,13 @@ class TerminalChat:
         self.hide_next_input = False
         self.quitting = False
         self._given_credentials_used = False
+        self.names = KnownNames()
         self.prompt = PromptSession[str](
             history=InMemoryHistory(),
             is_password=Condition(lambda: self.hide_next_input),
             style=STYLE,
+            completer=ChatCompleter(self.names),
+            complete_while_typing=False,  # only on Tab: no menu popping up over the chat
         )
 
     async def run(self) -> Exit:
@@ -96,7 +104,7 @@ class TerminalChat:
     async def _read_from_user(self, reader: asyncio.Task[None]) -> Exit:
         while True:
             try:
-                text = await self.prompt.prompt_async([("class:prompt", "> ")])
+                text = await self.prompt.prompt_async(self._chat_prompt)
             except EOFError:  # Ctrl-D
                 return await self._quit(reader)
             except KeyboardInterrupt:  # Ctrl-C
@@ -131,20 +139,30 @@ class TerminalChat:
                 break
             line = sanitise(line)
             self.hide_next_input = asks_for_secret(line)
+            moved = self.names.learn(line)
             self.show(line)
+            if moved and (app := get_app_or_none()) is not None:
+                app.invalidate()  # the prompt names the new room
         app = get_app_or_none()
         if not self.quitting and app is not None and app.is_running:
             app.exit(exception=ServerGoneError())
 
+    def _chat_prompt(self) -> StyleAndTextTuples:
+        """`#general> `: asked again at every redraw, so it follows the current room."""
+        return [("class:prompt", f"{self.names.current_room}> ")]
+
     def show(self, line: str) -> None:
         """Print one (sanitised) server line above the prompt."""
         kind = classify(line)
-        parts = [("class:time", time.strftime("%H:%M "))]
+        tag, rest = split_room_tag(line)
+        parts: StyleAndTextTuples = [("class:time", time.strftime("%H:%M "))]
+        if tag:
+            parts.append(("class:room", tag))
         if kind is LineKind.MESSAGE:
-            sender, _, text = line.partition(": ")
+            sender, _, text = rest.partition(": ")
             parts += [("class:sender", sender), ("class:message", ": " + text)]
         else:
-            parts.append((f"class:{kind.value}", line))
+            parts.append((f"class:{kind.value}", rest))
         print_formatted_text(FormattedText(parts), style=STYLE)
         if asks_for_secret(line):
             app = get_app_or_none()
