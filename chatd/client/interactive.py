@@ -21,6 +21,7 @@ import time
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none
+from prompt_toolkit.completion import ConditionalCompleter
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
@@ -65,11 +66,12 @@ class TerminalChat:
         self.quitting = False
         self._given_credentials_used = False
         self.names = KnownNames()
+        hidden = Condition(lambda: self.hide_next_input)
         self.prompt = PromptSession[str](
             history=InMemoryHistory(),
-            is_password=Condition(lambda: self.hide_next_input),
+            is_password=hidden,
             style=STYLE,
-            completer=ChatCompleter(self.names),
+            completer=ConditionalCompleter(ChatCompleter(self.names), ~hidden),  # not in passwords
             complete_while_typing=False,  # only on Tab: no menu popping up over the chat
         )
 
