@@ -3,6 +3,7 @@ shows them, and what Tab completes. Pure parts here; the terminal at the end."""
 
 from __future__ import annotations
 
+import pexpect
 import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
@@ -10,6 +11,8 @@ from prompt_toolkit.document import Document
 from chatd.client.completion import ChatCompleter
 from chatd.client.display import LineKind, classify, split_room_tag
 from chatd.client.names import BUILT_IN_COMMANDS, KnownNames
+from tests.conftest import RunningServer
+from tests.test_client import converse, finish, spawn
 
 
 def learned(*lines: str) -> KnownNames:
@@ -73,6 +76,7 @@ def test_only_the_servers_own_line_moves_the_current_room(line: str) -> None:
         ("> #general  3 members, 2 online", "#general"),
         ("* #dev  2 members, 1 online  topic: the #build channel", "#dev"),
         ("  #lab-3  1 member, 0 online", "#lab-3"),
+        ("* #dev      2 members, 2 online  topic: ship it", "#dev"),  # names padded to line up
         ("You left #dev.", "#dev"),
     ],
 )
@@ -194,3 +198,53 @@ def test_tab_completes_rooms_learned_later() -> None:
     assert completions("/join l", names) == []
     names.learn("*** bob joined #lab")
     assert completions("/join l", names) == ["/join lab"]
+
+
+# --- in a real terminal, against a real server ------------------------------------------------
+# The prompt's trailing space is drawn as a cursor move, so these wait for "#dev>".
+
+
+def log_in(child: pexpect.spawn) -> None:
+    """Log in as alice and wait for the prompt of #general."""
+    converse(child, ("Username:", "alice"), ("Password:", "pass123"))
+    child.expect("Welcome, alice!")
+    child.expect("#general>")
+
+
+def test_the_prompt_follows_the_current_room(server: RunningServer) -> None:
+    child = spawn(server.port)
+    log_in(child)
+    bob = server.login("bob", "qwerty")
+    bob.send("/join dev")
+    bob.expect("^Now talking in #dev")
+    child.sendline("/join dev")
+    child.expect("Now talking in #dev")
+    child.expect("#dev>")
+    child.sendline("/join general")  # still a member of #dev
+    child.expect("Now talking in #general")
+    child.expect("#general>")
+    bob.send("still here?")
+    child.expect(r"\[#dev\] .*bob.*: still here\?")  # tagged: not alice's current room
+    child.sendline("/join dev")
+    child.expect("#dev>")
+    child.sendline("/leave")
+    child.expect("You left #dev")
+    child.expect("#general>")
+    child.sendline("/quit")
+    assert finish(child)[0] == 0
+
+
+def test_tab_completes_commands_and_rooms(server: RunningServer) -> None:
+    child = spawn(server.port)
+    log_in(child)
+    child.send("/jo\t")
+    child.expect("/join")  # the input line is redrawn with the completion
+    child.send("lab-3\r")
+    child.expect("Now talking in #lab-3")
+    child.expect("#lab-3>")
+    child.send("/who #la\t")  # a room learned from the server's line
+    child.expect("/who #lab-3")  # completing runs apart from the keys: wait before Enter
+    child.send("\r")
+    child.expect("Online in #lab-3: alice")
+    child.sendline("/quit")
+    assert finish(child)[0] == 0
