@@ -213,16 +213,9 @@ def room_lines(
     "Said" is what people wrote (messages and announcements), not joins, leaves
     or topics. Both read the room's (room_id, id) index from the newest end.
     """
-    params = {"room": room_id, "after": after or 0, "upto": upto, "limit": limit}
     said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
-    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {said}", params).fetchone()
-    if count == 0 or limit == 0:
-        return count, []
-    rows = conn.execute(
-        f"SELECT {_line(utc=False)} FROM messages WHERE {said} ORDER BY id DESC LIMIT :limit",
-        params,
-    ).fetchall()
-    return count, [line for (line,) in reversed(rows)]
+    params = {"room": room_id, "after": after or 0, "upto": upto}
+    return _count_and_latest(conn, said, params, limit)
 
 
 def private_lines(
@@ -230,14 +223,21 @@ def private_lines(
 ) -> tuple[int, list[str]]:
     """How many private messages others sent the user with ids after `after` (and up to
     `upto`), and the latest `limit` of them as history lines, oldest first."""
-    params = {"user": user_id, "after": after, "upto": upto, "limit": limit}
     received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
-    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {received}", params).fetchone()
+    params = {"user": user_id, "after": after, "upto": upto}
+    return _count_and_latest(conn, received, params, limit)
+
+
+def _count_and_latest(
+    conn: sqlite3.Connection, where: str, params: dict[str, int], limit: int
+) -> tuple[int, list[str]]:
+    """How many messages match `where`, and the latest `limit` of them as lines, oldest first."""
+    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
     if count == 0 or limit == 0:
         return count, []
     rows = conn.execute(
-        f"SELECT {_line(utc=False)} FROM messages WHERE {received} ORDER BY id DESC LIMIT :limit",
-        params,
+        f"SELECT {_line(utc=False)} FROM messages WHERE {where} ORDER BY id DESC LIMIT :limit",
+        {**params, "limit": limit},
     ).fetchall()
     return count, [line for (line,) in reversed(rows)]
 
