@@ -38,16 +38,19 @@ REFUSED = "Error: PROXY protocol is not accepted from your address."
 
 
 def intercept(conn: Connection) -> bool:
-    """Screen the start of a new connection. True: it comes from a listed balancer, and
-    the server hears of it (`connection_opened`) once its header has named the client."""
+    """Screen the start of a new connection, from `connection_made` (its reading paused if
+    TLS is to start). True: it comes from a listed balancer, and the server hears of it
+    (`connection_opened`) once its header has named the client."""
     transport = conn.transport
     assert transport is not None, "called from connection_made"
+    # Paused means TLS comes next: the TLS layer (start_tls) reads what follows.
+    tls_next = not transport.is_reading()
     spec = conn.server.settings.proxy_protocol_from
     if spec and proxy.is_listed(conn.address, proxy.parse_networks(spec)):
-        transport.set_protocol(_HeaderReader(conn, transport))
-        transport.resume_reading()  # paused for TLS, which must wait until after the header
+        transport.set_protocol(_HeaderReader(conn, transport, tls_next=tls_next))
+        transport.resume_reading()  # the header comes before TLS
         return True
-    if conn.server.tls is None:
+    if not tls_next:
         transport.set_protocol(_HeaderRefuser(conn, transport))
     return False
 
@@ -55,9 +58,10 @@ def intercept(conn: Connection) -> bool:
 class _HeaderReader(asyncio.BufferedProtocol):
     """Reads a listed balancer's PROXY header, then hands the socket to its connection."""
 
-    def __init__(self, conn: Connection, transport: asyncio.Transport) -> None:
+    def __init__(self, conn: Connection, transport: asyncio.Transport, *, tls_next: bool) -> None:
         self._conn = conn
         self._transport = transport
+        self._tls_next = tls_next
         self._buffer = bytearray(proxy.V2_FIXED + proxy.V2_MAX_PAYLOAD)
         self._received = 0
         self._wanted = proxy.SHORTEST  # what the next read may take: never past the header
@@ -83,7 +87,7 @@ class _HeaderReader(asyncio.BufferedProtocol):
             address, port = result.client
             log.debug("%s: PROXY header: the client is %s port %d", conn.peer, address, port)
             conn.address, conn.peer = address, f"{address}:{port}"
-        if conn.server.tls is not None:
+        if self._tls_next:
             self._transport.pause_reading()  # until start_tls puts the TLS layer in place
         self._transport.set_protocol(conn)
         conn.server.connection_opened(conn)
