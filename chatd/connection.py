@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol, cast
 
+from chatd import balancer
 from chatd.settings import Settings
 from chatd.wire import Frame, LineFramer, encode_line
 
@@ -90,6 +91,8 @@ class Connection(asyncio.Protocol):
         if self.server.tls is not None:
             # Not a byte may reach us before the TLS layer is in place (start_tls).
             self.transport.pause_reading()
+        if balancer.intercept(self):
+            return  # from a load balancer: opened once its PROXY header names the client
         self.server.connection_opened(self)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from chatd.proxy import parse_networks
+
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot work with."""
@@ -110,6 +112,11 @@ class Settings:
         "seconds a TLS client has to finish its handshake (done off the accept path)",
         minimum=1,
     )
+    proxy_protocol_from: str | None = _setting(
+        None,
+        "load balancers (addresses or networks, comma-separated) whose connections start"
+        " with a PROXY v1/v2 header; limits and logs then see the client behind them",
+    )
     bcrypt_workers: int = _setting(
         0,
         "password checks run at once, so a login storm cannot starve chat"
@@ -150,6 +157,11 @@ class Settings:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("--log-level must be DEBUG, INFO, WARNING or ERROR")
+        if self.proxy_protocol_from:
+            try:
+                parse_networks(self.proxy_protocol_from)
+            except ValueError as exc:
+                raise ConfigError(f"--proxy-protocol-from: {exc}") from None
         return self
 
     @property
