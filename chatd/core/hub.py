@@ -157,6 +157,8 @@ class Hub:
 
     def online_in(self, room_id: int) -> int:
         """How many users (not sessions) of the room are online."""
+        if room_id == GENERAL_ROOM_ID:
+            return len(self._by_name)  # everyone's room
         state = self._rooms.get(room_id)
         return 0 if state is None else len({m.user_id for m in state.members()})
 
@@ -214,8 +216,7 @@ class Hub:
 
     def _notices_wanted(self, room: RoomState) -> bool:
         """Joins and leaves are news only in rooms small enough (SPEC §4)."""
-        online = len(self._by_name) if room is self._general else self.online_in(room.id)
-        return online <= self.quiet_joins_above
+        return self.online_in(room.id) <= self.quiet_joins_above
 
     def _apply_room_event(self, message: NewMessage) -> RoomState | None:
         """Keep rooms and their online members in step with a committed message."""

@@ -245,9 +245,7 @@ class ChatService:
             RoomListing(
                 room.name,
                 counts.get(room.id, 0),
-                self.hub.online_count()
-                if room.id == GENERAL_ROOM_ID
-                else self.hub.online_in(room.id),
+                self.hub.online_in(room.id),
                 room.topic,
                 room.id in mine,
             )
