@@ -25,7 +25,7 @@ from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
 from chatd.storage import messages, rooms, users
-from chatd.storage.messages import Kind, NewMessage
+from chatd.storage.messages import Kind, NewMessage, StoredMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
 from chatd.workers import WorkerPool, no_connection
@@ -47,6 +47,9 @@ class Replay:
     total: int  # how many there are, even when fewer are shown
     lines: list[str]  # the latest of them, as history lines, oldest first
     first_time: bool  # joining the room (its latest), not coming back to it (what is new)
+    # The same messages as stored, for front ends that render them their own way
+    # (asked for with `structured=True`; then `lines` is empty).
+    messages: tuple[StoredMessage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,10 @@ class ChatService:
 
     # --- coming and going ---------------------------------------------------------
 
-    async def enter(self, member: Member, user: User) -> list[Replay]:
+    async def enter(self, member: Member, user: User, *, structured: bool = False) -> list[Replay]:
         """Put a logged-in session online; returns what it missed while away, if this
-        is the account's only session (nothing when it had another one online)."""
+        is the account's only session (nothing when it had another one online), as
+        lines or, if `structured`, as stored messages."""
         rooms_of_user = await self._read(rooms.rooms_of, user.id)
         first = self.hub.enter(member, rooms_of_user)
         if not first:
@@ -159,7 +163,7 @@ class ChatService:
         limit = self.settings.replay_max
         if limit == 0:
             return []
-        return await self._read(_catch_up, user.id, rooms_of_user, seen, upto, limit)
+        return await self._read(_catch_up, user.id, rooms_of_user, seen, upto, limit, structured)
 
     def leave(self, member: Member, reason: str) -> None:
         """A logged-in session has ended."""
@@ -213,9 +217,12 @@ class ChatService:
             return Room(state.id, state.name, state.topic)
         return await self._read(rooms.find, name)
 
-    async def join(self, member: Member, name: str) -> tuple[RoomState, Replay | None]:
+    async def join(
+        self, member: Member, name: str, *, structured: bool = False
+    ) -> tuple[RoomState, Replay | None]:
         """Make the account a member of a room (created if need be); returns the room and,
-        if the account was not in it yet, its latest messages."""
+        if the account was not in it yet, its latest messages (as lines or, if
+        `structured`, as stored messages)."""
         state = self.hub.room(name)
         if state is not None and self.hub.is_member(member, state.id):
             return state, None
@@ -226,6 +233,9 @@ class ChatService:
         limit = self.settings.replay_max
         if limit == 0:
             return state, None
+        if structured:
+            total, stored = await self._read(messages.room_messages, room.id, limit)
+            return state, Replay(room.name, total, [], True, tuple(stored))
         total, lines = await self._read(messages.room_lines, room.id, limit)
         return state, Replay(room.name, total, lines, first_time=True)
 
@@ -296,6 +306,7 @@ def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
     seen: int | None,
     upto: int,
     limit: int,
+    structured: bool = False,
 ) -> list[Replay]:
     """What was said in the user's rooms, and privately to them, after message `seen`
     and up to message `upto` (after which the session receives messages live).
@@ -303,6 +314,8 @@ def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
     `seen` is None at an account's first login: that counts as joining its rooms,
     so it is shown their latest messages.
     """
+    if structured:
+        return _catch_up_messages(conn, user_id, rooms_of_user, seen, upto, limit)
     replays = []
     for room in rooms_of_user:
         total, lines = messages.room_lines(conn, room.id, limit, after=seen, upto=upto)
@@ -311,4 +324,24 @@ def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
     total, lines = messages.private_lines(conn, user_id, seen or 0, limit, upto=upto)
     if total:
         replays.append(Replay(None, total, lines, first_time=False))
+    return replays
+
+
+def _catch_up_messages(  # noqa: PLR0917  (run on a worker: arguments go by position)
+    conn: sqlite3.Connection,
+    user_id: int,
+    rooms_of_user: list[Room],
+    seen: int | None,
+    upto: int,
+    limit: int,
+) -> list[Replay]:
+    """`_catch_up`, with the messages as stored instead of as lines."""
+    replays = []
+    for room in rooms_of_user:
+        total, stored = messages.room_messages(conn, room.id, limit, after=seen, upto=upto)
+        if total:
+            replays.append(Replay(room.name, total, [], seen is None, tuple(stored)))
+    total, stored = messages.private_messages(conn, user_id, seen or 0, limit, upto=upto)
+    if total:
+        replays.append(Replay(None, total, [], False, tuple(stored)))
     return replays

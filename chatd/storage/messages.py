@@ -242,6 +242,44 @@ def _count_and_latest(
     return count, [line for (line,) in reversed(rows)]
 
 
+def room_messages(
+    conn: sqlite3.Connection,
+    room_id: int,
+    limit: int,
+    *,
+    after: int | None = None,
+    upto: int = _NO_END,
+) -> tuple[int, list[StoredMessage]]:
+    """`room_lines`, as stored messages rather than lines: for a front end that shows
+    each message its own way (IRC's PRIVMSGs with their time)."""
+    params = {"room": room_id, "after": after or 0, "upto": upto, "limit": limit}
+    said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
+    return _count_and_latest(conn, said, params)
+
+
+def private_messages(
+    conn: sqlite3.Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
+) -> tuple[int, list[StoredMessage]]:
+    """`private_lines`, as stored messages rather than lines."""
+    params = {"user": user_id, "after": after, "upto": upto, "limit": limit}
+    received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
+    return _count_and_latest(conn, received, params)
+
+
+def _count_and_latest(
+    conn: sqlite3.Connection, where: str, params: dict[str, int]
+) -> tuple[int, list[StoredMessage]]:
+    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
+    if count == 0 or params["limit"] == 0:
+        return count, []
+    rows = conn.execute(
+        "SELECT id, sent_at, kind, sender, recipient, body FROM messages"
+        f" WHERE {where} ORDER BY id DESC LIMIT :limit",
+        params,
+    ).fetchall()
+    return count, [_stored(row) for row in reversed(rows)]
+
+
 def last_id(conn: sqlite3.Connection) -> int:
     """The id of the newest message ever stored (0 for none), deleted ones included."""
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
