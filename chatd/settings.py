@@ -44,6 +44,15 @@ class Settings:
     )
     tls_cert: Path | None = _setting(None, "PEM certificate: serve TLS instead of plain TCP")
     tls_key: Path | None = _setting(None, "PEM private key for --tls-cert")
+    irc_port: int | None = _setting(
+        None, "TCP port of the IRC listener (none: no IRC; 0 picks a free one; 6667 is usual)"
+    )
+    irc_tls_port: int | None = _setting(
+        None, "TCP port of IRC over TLS, with --tls-cert and --tls-key (none: off; 6697 is usual)"
+    )
+    irc_server_name: str | None = _setting(
+        None, "the name the IRC listener gives itself (none: this machine's host name)"
+    )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR, written to stderr")
     bcrypt_rounds: int = _setting(
         12, "bcrypt cost of new hashes; older hashes are upgraded at login", minimum=4
@@ -151,8 +160,14 @@ class Settings:
             value = getattr(self, f.name)
             if minimum is not None and value < minimum:
                 raise ConfigError(f"--{flag_name(f.name)} must be at least {minimum:g}")
-        if self.port > 65535:
-            raise ConfigError("--port must be at most 65535")
+        for name in ("port", "irc_port", "irc_tls_port"):
+            port = getattr(self, name)
+            if port is not None and port > 65535:
+                raise ConfigError(f"--{flag_name(name)} must be at most 65535")
+            if port is not None and port < 0:
+                raise ConfigError(f"--{flag_name(name)} must be at least 0")
+        if self.irc_tls_port is not None and self.tls_cert is None:
+            raise ConfigError("--irc-tls-port needs --tls-cert and --tls-key")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
