@@ -29,11 +29,26 @@ from chatd.settings import Settings
 from chatd.wire import Frame, LineFramer, encode_line
 
 
+class ServesConnections(Protocol):
+    """A front end as a listener sees it: the protocol its connections speak."""
+
+    def new_framer(self) -> LineFramer:
+        """How lines are cut (and bounded) on this protocol."""
+
+    async def serve(self, conn: Connection) -> None:
+        """Run one client's session from greeting to goodbye."""
+
+    def error_line(self, text: str) -> str:
+        """The line telling a client why the server is closing its connection."""
+
+    def shutdown_line(self) -> str:
+        """The line telling a client the server is shutting down."""
+
+
 class ConnectionOwner(Protocol):
     """What a connection needs from the server that accepted it."""
 
     settings: Settings
-    tls: ssl.SSLContext | None
 
     def connection_opened(self, conn: Connection) -> None: ...
 
@@ -58,12 +73,19 @@ _SOCKET_SEND_BUFFER = 64 * 1024
 class Connection(asyncio.Protocol):
     """The asyncio protocol for one client socket."""
 
-    def __init__(self, server: ConnectionOwner) -> None:
+    def __init__(
+        self,
+        server: ConnectionOwner,
+        front_end: ServesConnections,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.server = server
+        self.front_end = front_end  # the protocol of the listener that accepted it
+        self.tls = tls  # the listener's TLS, begun by the server (start_tls)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.address = ""  # the client's IP address, for per-address limits
-        self._framer = LineFramer(server.settings.max_line_bytes)
+        self._framer = front_end.new_framer()
         self._frames: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._input_ended = False
@@ -88,7 +110,7 @@ class Connection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.address = str(peer[0])
             self.peer = f"{peer[0]}:{peer[1]}"
-        if self.server.tls is not None:
+        if self.tls is not None:
             # Not a byte may reach us before the TLS layer is in place (start_tls).
             self.transport.pause_reading()
         if balancer.intercept(self):

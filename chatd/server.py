@@ -32,9 +32,10 @@ from functools import partial
 from chatd import accounts
 from chatd.accounts import PasswordHasher
 from chatd.clock import now_us
-from chatd.connection import Connection
+from chatd.connection import Connection, ServesConnections
+from chatd.core.hub import Member
 from chatd.core.service import ChatService
-from chatd.line import replies
+from chatd.irc.frontend import IrcFrontEnd
 from chatd.line.frontend import LineFrontEnd
 from chatd.settings import Settings
 from chatd.storage import open_database, retention
@@ -42,6 +43,7 @@ from chatd.storage import open_database, retention
 log = logging.getLogger(__name__)
 
 _HOUR_S = 3600.0
+_LOGIN_TOO_SLOW = "login took too long; disconnecting."  # the line protocol's exact wording
 _DAY_US = 86_400_000_000
 
 
@@ -57,10 +59,14 @@ class ChatServer:
     ) -> None:
         self.settings = settings
         self.port = 0
+        self.irc_port: int | None = None  # where the IRC listeners listen, if they do
+        self.irc_tls_port: int | None = None
         self.closing = False
         self.tls: ssl.SSLContext | None = None
-        self.service = ChatService(settings, LineFrontEnd.not_saved)
+        self.service = ChatService(settings, self._not_saved)
         self.line = LineFrontEnd(self.service)
+        self.irc = IrcFrontEnd(self.service)
+        self._listeners: list[asyncio.Server] = []
         self._on_ready = on_ready
         self._connections: set[Connection] = set()
         self._per_address: Counter[str] = Counter()
@@ -83,22 +89,47 @@ class ChatServer:
         self._background = [self._loop.create_task(self._close_slow_logins())]
         if self.settings.retention_days:
             self._background.append(self._loop.create_task(self._keep_retention()))
+        settings = self.settings
+        self.port = await self._listen(settings.port, self.line, self.tls)
+        if settings.irc_port is not None:
+            self.irc_port = await self._listen(settings.irc_port, self.irc, None)
+        if settings.irc_tls_port is not None:
+            self.irc_tls_port = await self._listen(settings.irc_tls_port, self.irc, self.tls)
+        if self._on_ready is not None:
+            self._on_ready(f"[+] Server started on port {self.port}")
+
+    async def _listen(
+        self, port: int, front_end: ServesConnections, tls: ssl.SSLContext | None
+    ) -> int:
+        """Accept connections speaking `front_end`'s protocol on `port`; returns the port."""
         try:
-            self._listener = await self._loop.create_server(
-                lambda: Connection(self),
+            listener = await self._loop.create_server(
+                lambda: Connection(self, front_end, tls),
                 self.settings.host,
-                self.settings.port,
+                port,
                 backlog=1024,
                 reuse_address=True,
             )
         except OSError as exc:
+            for earlier in self._listeners:
+                earlier.close()
             await self._stop_workers()
-            where = f"{self.settings.host}:{self.settings.port}"
+            where = f"{self.settings.host}:{port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-        self.port = self._listener.sockets[0].getsockname()[1]
-        log.info("listening on %s port %d", self.settings.host, self.port)
-        if self._on_ready is not None:
-            self._on_ready(f"[+] Server started on port {self.port}")
+        self._listeners.append(listener)
+        bound = int(listener.sockets[0].getsockname()[1])
+        what = type(front_end).__name__.removesuffix("FrontEnd").lower()
+        log.info(
+            "%s%s: listening on %s port %d", what, " (TLS)" * bool(tls), self.settings.host, bound
+        )
+        return bound
+
+    def _not_saved(self, member: Member) -> None:
+        """Tell a session, in its own protocol, that its message was not stored."""
+        if member.frontend is self.irc:
+            self.irc.not_saved(member)
+        else:
+            LineFrontEnd.not_saved(member)
 
     def _prepare_database(self) -> None:
         """Create or migrate the database, then add the users file's new accounts."""
@@ -131,9 +162,10 @@ class ChatServer:
         log.info("shutting down: %d connections", len(self._connections))
         self.closing = True
         self.service.hub.quiet_joins_above = -1  # nobody needs a notice of everyone leaving
-        self._listener.close()  # accept no one new
+        for listener in self._listeners:
+            listener.close()  # accept no one new
         for conn in list(self._connections):
-            conn.send(replies.SHUTTING_DOWN)
+            conn.send(conn.front_end.shutdown_line())
             conn.stop_reading(keep_received=True)
         # Each session answers the lines it has already received (their
         # messages are committed and acknowledged), sees the end of its
@@ -167,8 +199,8 @@ class ChatServer:
         refusal = self._refusal(conn.address)
         if refusal:
             log.warning("%s: refused: %s", conn.peer, refusal)
-            if self.tls is None:  # a TLS client could not read a plain-text reason
-                conn.send(replies.error(refusal))
+            if conn.tls is None:  # a TLS client could not read a plain-text reason
+                conn.send(conn.front_end.error_line(refusal))
             conn.close()
             return
         self._connections.add(conn)
@@ -201,7 +233,7 @@ class ChatServer:
             return False
         victim = max(silent, key=lambda conn: (self._per_address[conn.address], -conn.opened_at))
         log.info("%s: closed to make room: it had sent nothing", victim.peer)
-        self._close_pending(victim, replies.error("the server is full; closing idle connections."))
+        self._close_pending(victim, "the server is full; closing idle connections.")
         return True
 
     async def _close_slow_logins(self) -> None:
@@ -224,14 +256,15 @@ class ChatServer:
                     break
                 if not conn.heard_from:
                     log.info("%s: closed: sent nothing for %.0f s", conn.peer, silent_s)
-                    self._close_pending(conn, replies.LOGIN_TOO_SLOW)
+                    self._close_pending(conn, _LOGIN_TOO_SLOW)
                 elif waited >= login_s and not conn.checking:
                     log.info("%s: login deadline passed", conn.peer)
-                    self._close_pending(conn, replies.LOGIN_TOO_SLOW)
+                    self._close_pending(conn, _LOGIN_TOO_SLOW)
 
     def _close_pending(self, conn: Connection, why: str) -> None:
+        """Close a connection that has not logged in, telling it `why` in its protocol."""
         del self._logging_in[conn]
-        conn.send(why)
+        conn.send(conn.front_end.error_line(why))
         conn.stop_reading()
         conn.close()
 
@@ -239,11 +272,11 @@ class ChatServer:
         # With TLS, the handshake runs here, in this connection's own task
         # and under its own deadline: a client that never finishes it holds
         # up no one, and it was counted against the limits before it began.
-        if self.tls is not None and not await conn.start_tls(
-            self.tls, self.settings.tls_handshake_s
+        if conn.tls is not None and not await conn.start_tls(
+            conn.tls, self.settings.tls_handshake_s
         ):
             return
-        await self.line.serve(conn)
+        await conn.front_end.serve(conn)
 
     def logged_in(self, conn: Connection) -> None:
         self._logging_in.pop(conn, None)

@@ -14,7 +14,7 @@ from chatd.line import commands, replies
 from chatd.line.session import Session
 from chatd.rooms import GENERAL_ROOM
 from chatd.storage.messages import Kind, NewMessage
-from chatd.wire import encode_line
+from chatd.wire import LineFramer, encode_line
 
 if TYPE_CHECKING:
     from chatd.connection import Connection
@@ -31,6 +31,17 @@ class LineFrontEnd:
     async def serve(self, conn: Connection) -> None:
         """Run one client's session from greeting to goodbye."""
         await Session(self.service, self, conn).run(commands.handle_line)
+
+    def new_framer(self) -> LineFramer:
+        return LineFramer(self.service.settings.max_line_bytes)
+
+    @staticmethod
+    def error_line(text: str) -> str:
+        return replies.error(text)
+
+    @staticmethod
+    def shutdown_line() -> str:
+        return replies.SHUTTING_DOWN
 
     def deliver(
         self, message: NewMessage, audience: Iterable[Member], origin: Member | None
