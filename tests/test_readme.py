@@ -51,7 +51,8 @@ def test_every_python_file_the_readme_names_exists() -> None:
 
 def test_the_build_map_names_every_module_of_the_server() -> None:
     build_map = _build_map()
-    for package in ("chatd", "chatd/core", "chatd/line", "chatd/storage", "admin"):
+    packages = ("chatd", "chatd/core", "chatd/line", "chatd/irc", "chatd/storage", "admin")
+    for package in packages:
         for path in sorted((ROOT / package).glob("*.py")):
             if path.name not in ("__init__.py", "__main__.py"):
                 assert path.name in build_map, f"{package}/{path.name} is missing from the map"

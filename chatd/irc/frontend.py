@@ -141,7 +141,7 @@ class IrcFrontEnd:
             if room == GENERAL_ROOM:
                 line = reply(source, "QUIT", message.body or "left")
             else:
-                line = reply(source, "PART", room)
+                line = f":{source} PART {room}"
             self._send(message, line, others, None)
             return
         if room != GENERAL_ROOM:

@@ -105,7 +105,7 @@ def parse(line: str) -> Message:
         source, _, rest = rest[1:].partition(" ")
         rest = rest.lstrip(" ")
     rest, found, trailing = rest.partition(" :")
-    words = rest.split()
+    words = [word for word in rest.split(" ") if word]  # tabs are not spaces
     if not words:
         raise MessageError("no command")
     command, *params = words

@@ -89,7 +89,10 @@ async def _addressed(
         if name is None:
             return None
         state = hub.room(name)
-        if state is None or not hub.is_member(session, state.id):
+        if state is None:  # nobody online is in it, so neither is the sender
+            error(n.ERR_NOSUCHCHANNEL, name, "No such channel")
+            return None
+        if not hub.is_member(session, state.id):
             error(n.ERR_CANNOTSENDTOCHAN, name, "Cannot send to channel (JOIN it first)")
             return None
         return NewMessage(
