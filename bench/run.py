@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import irc_peer
 import peers
 import scenarios
 
@@ -70,6 +71,19 @@ def _cases(quick: bool, database: Callable[[], Path]) -> list[Case]:
         Case("fanout", "1000x10x100", fan(1000, 10, 100)),
         Case("fanout-rate", "40k/s", fan(100, 100, 40, rate=40_000)),
         Case("pingpong", "50", lambda peer: scenarios.pingpong(peer, 50, 200)),
+        # chatd over IRC against ngIRCd, one dialect for both (bench/irc_peer.py)
+        Case(
+            "fanout-irc",
+            "100x100x200",
+            lambda peer: scenarios.fanout(irc_peer.over_irc(peer), 100, 100, 200),
+            ("chatd", "ngircd"),
+        ),
+        Case(
+            "pingpong-irc",
+            "50",
+            lambda peer: scenarios.pingpong(irc_peer.over_irc(peer), 50, 200),
+            ("chatd", "ngircd"),
+        ),
         Case("capacity", "10000", lambda peer: scenarios.capacity(peer, 10_000)),
         Case("logins", "cost 12", lambda _: scenarios.logins(20, rounds=12), ("chatd",)),
         Case("storage", "1M", lambda _: scenarios.storage(database()), ("chatd",)),
@@ -86,6 +100,10 @@ TARGETS = [
     Target("fanout 1000x10x100", "deliveries_per_s", ge, 150_000, ">= 150,000/s"),
     Target("fanout-rate 40k/s", "p99_ms", le, 5, "<= 5 ms"),
     Target("pingpong 50", "round_trips_per_s", ge, 2_500, ">= 2,500/s"),
+    Target("fanout-irc 100x100x200", "deliveries_per_s", ge, 0.4, ">= 0.4x ngIRCd", "ngircd"),
+    Target("fanout-irc 100x100x200", "lost", le, 0, "0"),
+    Target("fanout-irc 100x100x200", "out_of_order", le, 0, "0"),
+    Target("pingpong-irc 50", "round_trips_per_s", ge, 0.4, ">= 0.4x ngIRCd", "ngircd"),
     Target("capacity 10000", "rss_per_session_kib", le, 20 * 1000 / 1024, "<= 20 KB"),
     Target("capacity 10000", "login_all_s", le, 10, "<= 10 s"),
     Target("logins cost 12", "logins_per_s", ge, 3, ">= 3/s"),
@@ -222,7 +240,9 @@ def chart(results: Results, chosen_peers: list[str], path: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "scenarios", nargs="*", help="fanout fanout-rate pingpong capacity logins storage"
+        "scenarios",
+        nargs="*",
+        help="fanout fanout-rate pingpong capacity logins storage fanout-irc pingpong-irc",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--runs", type=int, help="runs of each case (default 5; 1 with --quick)")
