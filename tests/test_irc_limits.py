@@ -82,6 +82,8 @@ def test_errors_answer_commands_that_lack_what_they_need(irc: IrcServer) -> None
     alice.expect(r" 461 alice JOIN :Not enough parameters")
     alice.send("WHOIS nobody")
     alice.expect(r" 401 alice nobody :")
+    alice.send("WHOWAS nobody")  # what irssi asks next
+    alice.expect(r" 406 alice nobody :")
     alice.send("NOTICE nobody :no error for a notice")
     alice.send("SUMMON bob")
     alice.expect(r" 421 alice SUMMON :Unknown command")

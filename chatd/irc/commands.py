@@ -54,6 +54,7 @@ COMMANDS: dict[str, Command] = {
     # users
     "WHO": Command(queries.who),
     "WHOIS": Command(queries.whois, 1),
+    "WHOWAS": Command(queries.whowas, 1),
     "ISON": Command(queries.ison, 1),
     "USERHOST": Command(queries.userhost, 1),
 }

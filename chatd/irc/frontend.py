@@ -200,5 +200,8 @@ class IrcFrontEnd:
         if session.server_time:
             return time_tag(stored.sent_at) + line
         head, _, text = line.partition(" :")
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.sent_at / 1_000_000))
-        return f"{head} :[{when}] {text}"
+        when = time.strftime("[%Y-%m-%d %H:%M] ", time.localtime(stored.sent_at / 1_000_000))
+        action = "\x01ACTION "
+        if text.startswith(action):  # the time goes inside the CTCP, which must stay whole
+            return f"{head} :{action}{when}{text.removeprefix(action)}"
+        return f"{head} :{when}{text}"

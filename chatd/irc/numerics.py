@@ -39,6 +39,7 @@ RPL_ENDOFWHOIS = "318"
 RPL_WHOISCHANNELS = "319"
 RPL_WHOISACCOUNT = "330"
 RPL_WHOREPLY = "352"
+RPL_ENDOFWHOWAS = "369"
 
 # --- channels -----------------------------------------------------------------------
 RPL_LISTSTART = "321"
@@ -56,6 +57,7 @@ RPL_ENDOFINVITELIST = "347"
 # --- errors -------------------------------------------------------------------------
 ERR_NOSUCHNICK = "401"
 ERR_NOSUCHCHANNEL = "403"
+ERR_WASNOSUCHNICK = "406"
 ERR_CANNOTSENDTOCHAN = "404"
 ERR_TOOMANYTARGETS = "407"
 ERR_INVALIDCAPCMD = "410"

@@ -1,4 +1,4 @@
-"""Who is who: WHO, WHOIS, ISON and USERHOST, answered from the hub (who is online).
+"""Who is who: WHO, WHOIS, WHOWAS, ISON and USERHOST, answered from the hub (who is online).
 
 Every user, whichever protocol they came by, looks the same here: nick,
 user name and account are the account's name, the host is `chatd`.
@@ -65,6 +65,13 @@ async def whois(session: IrcSession, params: list[str]) -> None:
         session.numeric_line(n.RPL_ENDOFWHOIS, name, "End of /WHOIS list."),
     ]
     session.conn.send_lines(lines)
+
+
+async def whowas(session: IrcSession, params: list[str]) -> None:
+    """Nobody's past nicks are kept (clients ask after a WHOIS of someone gone)."""
+    nick = params[0][:40]
+    session.numeric(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+    session.numeric(n.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 
 
 async def ison(session: IrcSession, params: list[str]) -> None:
