@@ -25,7 +25,7 @@ from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
 from chatd.storage import messages, rooms, users
-from chatd.storage.messages import Kind, NewMessage, StoredMessage
+from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
 from chatd.workers import WorkerPool, no_connection
@@ -49,7 +49,7 @@ class Replay:
     first_time: bool  # joining the room (its latest), not coming back to it (what is new)
     # The same messages as stored, for front ends that render them their own way
     # (asked for with `structured=True`; then `lines` is empty).
-    messages: tuple[StoredMessage, ...] = ()
+    messages: tuple[LogEntry, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from chatd.irc import channels, commands, registration
 from chatd.irc.message import IrcFramer
 from chatd.irc.session import HOST, IrcSession, reply, source_of
 from chatd.rooms import GENERAL_ROOM
-from chatd.storage.messages import Kind, NewMessage, StoredMessage
+from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.wire import LineFramer
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class IrcFrontEnd:
 
     # --- catching up ------------------------------------------------------------------
 
-    def replayed(self, session: IrcSession, stored: StoredMessage, target: str) -> str:
+    def replayed(self, session: IrcSession, stored: LogEntry, target: str) -> str:
         """A message from the past as a line: with its `time` tag for clients that take
         one, else with the time written before the text."""
         line = relay_line(self.server_name, stored.kind, stored.sender, target, stored.body)

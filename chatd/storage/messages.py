@@ -249,35 +249,36 @@ def room_messages(
     *,
     after: int | None = None,
     upto: int = _NO_END,
-) -> tuple[int, list[StoredMessage]]:
+) -> tuple[int, list[LogEntry]]:
     """`room_lines`, as stored messages rather than lines: for a front end that shows
     each message its own way (IRC's PRIVMSGs with their time)."""
-    params = {"room": room_id, "after": after or 0, "upto": upto, "limit": limit}
     said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
-    return _count_and_latest(conn, said, params)
+    params = {"room": room_id, "after": after or 0, "upto": upto}
+    return _count_and_latest_entries(conn, said, params, limit)
 
 
 def private_messages(
     conn: sqlite3.Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
-) -> tuple[int, list[StoredMessage]]:
+) -> tuple[int, list[LogEntry]]:
     """`private_lines`, as stored messages rather than lines."""
-    params = {"user": user_id, "after": after, "upto": upto, "limit": limit}
     received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
-    return _count_and_latest(conn, received, params)
+    params = {"user": user_id, "after": after, "upto": upto}
+    return _count_and_latest_entries(conn, received, params, limit)
 
 
-def _count_and_latest(
-    conn: sqlite3.Connection, where: str, params: dict[str, int]
-) -> tuple[int, list[StoredMessage]]:
+def _count_and_latest_entries(
+    conn: sqlite3.Connection, where: str, params: dict[str, int], limit: int
+) -> tuple[int, list[LogEntry]]:
+    """`_count_and_latest`, with the messages as entries instead of lines."""
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
-    if count == 0 or params["limit"] == 0:
+    if count == 0 or limit == 0:
         return count, []
     rows = conn.execute(
-        "SELECT id, sent_at, kind, sender, recipient, body FROM messages"
-        f" WHERE {where} ORDER BY id DESC LIMIT :limit",
-        params,
+        "SELECT id, sent_at, kind, (SELECT name FROM rooms WHERE rooms.id = room_id),"
+        f" sender, recipient, body FROM messages WHERE {where} ORDER BY id DESC LIMIT :limit",
+        {**params, "limit": limit},
     ).fetchall()
-    return count, [_stored(row) for row in reversed(rows)]
+    return count, [_log_entry(row) for row in reversed(rows)]
 
 
 def last_id(conn: sqlite3.Connection) -> int:
