@@ -205,3 +205,16 @@ def test_modes_can_be_read_but_not_changed(irc: IrcServer) -> None:
     alice.expect(r" 502 alice :")
     alice.send("MODE #nowhere")
     alice.expect(r" 403 alice #nowhere :")
+
+
+def test_leaving_a_room_on_the_line_side_parts_the_accounts_irc_sessions(irc: IrcServer) -> None:
+    on_irc = irc.sasl("alice", "pass123")
+    on_line = irc.line("alice", "pass123")
+    on_line.send("/join dev")
+    on_line.expect("^Now talking in #dev")
+    on_irc.expect(r"^:alice!alice@chatd JOIN #dev$")
+    on_line.send("/leave")
+    on_line.expect(r"^You left #dev\.$")
+    on_irc.expect(r"^:alice!alice@chatd PART #dev$")
+    on_irc.send("PRIVMSG #dev :gone?")
+    on_irc.expect(r" 404 alice #dev :Cannot send to channel")

@@ -177,7 +177,20 @@ class Hub:
         self.last_delivered_id = max(self.last_delivered_id, message_id)
         room = self._general if message.room_id == GENERAL_ROOM_ID else None
         if message.room_id is not None and room is None:
-            room = self._apply_room_event(message)
+            room = self._room_of(message)
+            # A joiner hears from the room from its join on; a leaver's own sessions
+            # hear of the leave (so each front end can close the room), then no more.
+            if message.kind is not Kind.LEAVE:
+                self._apply_room_event(message, room)
+            self._deliver_kind(message, room, origin)
+            if message.kind is Kind.LEAVE:
+                self._apply_room_event(message, room)
+            return
+        self._deliver_kind(message, room, origin)
+
+    def _deliver_kind(
+        self, message: NewMessage, room: RoomState | None, origin: Member | None
+    ) -> None:
         match message.kind:
             case Kind.PUBLIC | Kind.TOPIC:
                 assert room is not None
@@ -218,10 +231,12 @@ class Hub:
         """Joins and leaves are news only in rooms small enough (SPEC §4)."""
         return self.online_in(room.id) <= self.quiet_joins_above
 
-    def _apply_room_event(self, message: NewMessage) -> RoomState | None:
-        """Keep rooms and their online members in step with a committed message."""
+    def _room_of(self, message: NewMessage) -> RoomState:
         assert message.room_id is not None and message.room is not None
-        state = self._room(Room(message.room_id, message.room, ""))
+        return self._room(Room(message.room_id, message.room, ""))
+
+    def _apply_room_event(self, message: NewMessage, state: RoomState) -> None:
+        """Keep a room and its online members in step with a committed message."""
         if message.kind is Kind.TOPIC:
             state.topic = message.body
         elif message.kind in (Kind.JOIN, Kind.LEAVE) and message.sender_id is not None:
@@ -235,4 +250,3 @@ class Hub:
                     group[member] = None
                 else:
                     group.pop(member, None)
-        return state

@@ -139,10 +139,11 @@ class IrcFrontEnd:
         source = source_of(sender)
         if message.kind is Kind.LEAVE:
             if room == GENERAL_ROOM:
-                line = reply(source, "QUIT", message.body or "left")
+                self._send(message, reply(source, "QUIT", message.body or "left"), others, None)
             else:
-                line = f":{source} PART {room}"
-            self._send(message, line, others, None)
+                # The account's other sessions leave the channel with it.
+                leaving = [s for s in sessions if s is not origin]
+                self._send(message, f":{source} PART {room}", leaving, None)
             return
         if room != GENERAL_ROOM:
             # A room joined elsewhere by one's own account: other sessions follow.
