@@ -87,8 +87,10 @@ def test_log_lines_show_the_client(make_server, caplog: pytest.LogCaptureFixture
 )
 def test_a_health_check_keeps_the_balancers_address(make_server, header: bytes) -> None:  # type: ignore[no-untyped-def]
     server: RunningServer = make_server(proxy_protocol_from=BALANCER)
-    _via_balancer(server, header).expect("^Username:")
+    client = _via_balancer(server, header)  # kept: a dropped socket would close at once
+    client.expect("^Username:")
     assert server.server._per_address == {BALANCER: 1}
+    client.close()
 
 
 def test_the_header_and_the_first_lines_may_come_in_one_packet(make_server) -> None:  # type: ignore[no-untyped-def]
