@@ -7,7 +7,6 @@ database; the others refuse one that does not exist.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +27,13 @@ from chatd.clock import BadTimeError, StampFormatter, day_bounds, iso_time, now_
 from chatd.rooms import RoomNameError, room_name
 from chatd.settings import Settings
 from chatd.storage import (
+    ERRORS,
+    ConnectError,
+    Connection,
     DatabaseMissingError,
     MigrationError,
     connect,
+    describe,
     messages,
     migrations,
     open_database,
@@ -50,7 +53,12 @@ app = typer.Typer(
 
 _DEFAULTS = Settings()
 
-DbOption = Annotated[Path, typer.Option("--db", envvar="CHATD_DB", help="The chatd database.")]
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db", envvar="CHATD_DB", help="The chatd database: a file, or a postgresql:// URL."
+    ),
+]
 RoundsOption = Annotated[
     int,
     typer.Option(
@@ -72,25 +80,34 @@ RoomOption = Annotated[
 ]
 
 
+_OPEN_ERRORS: tuple[type[Exception], ...] = (*ERRORS, OSError)
+
+
 @contextmanager
-def database(path: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+def database(target: str, *, create: bool = False) -> Iterator[Connection]:
     """An up-to-date connection, or one clear error line."""
-    try:
-        conn = open_database(path, create=create)
-    except DatabaseMissingError:
-        fail(f"database {path} does not exist (start `chatd serve` or run `chatd-admin migrate`)")
-    except MigrationError as exc:
-        fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        fail(f"cannot open database {path}: {exc}")
+    conn = _open(target, lambda: open_database(target, create=create))
     try:
         yield conn
     except UnknownUserError as exc:
         fail(str(exc))
-    except sqlite3.OperationalError as exc:
+    except ERRORS as exc:
         fail(f"database error: {exc}")
     finally:
         conn.close()
+
+
+def _open(target: str, opening: Callable[[], Connection]) -> Connection:
+    """`opening()`'s connection, or one clear error line naming the database (never
+    its password)."""
+    try:
+        return opening()
+    except DatabaseMissingError:
+        fail(f"database {target} does not exist (start `chatd serve` or run `chatd-admin migrate`)")
+    except (MigrationError, ConnectError) as exc:
+        fail(str(exc))
+    except _OPEN_ERRORS as exc:
+        fail(f"cannot open database {describe(target)}: {exc}")
 
 
 def _read_new_password(from_stdin: bool) -> str:
@@ -129,7 +146,7 @@ def _room_name(text: str | None) -> str | None:
         fail(str(exc), code=2)
 
 
-def _room_id(conn: sqlite3.Connection, name: str | None) -> int | None:
+def _room_id(conn: Connection, name: str | None) -> int | None:
     """The id of an existing room, or one error line."""
     if name is None:
         return None
@@ -201,7 +218,7 @@ def passwd(
     typer.echo(f"Password of {username} changed.")
 
 
-def _set_disabled(username: str, db: Path, disabled: bool) -> None:
+def _set_disabled(username: str, db: str, disabled: bool) -> None:
     with database(db) as conn, transaction(conn):
         users.set_disabled(conn, username, disabled)
     typer.echo(f"{username} {'disabled: they can no longer log in' if disabled else 'enabled'}.")
@@ -456,7 +473,7 @@ def list_rooms(
 
 
 def _delete_in_chunks(
-    conn: sqlite3.Connection, description: str, total: int, chunk: Callable[[], int]
+    conn: Connection, description: str, total: int, chunk: Callable[[], int]
 ) -> int:
     """Run `chunk` a transaction at a time until it deletes less than a whole chunk,
     so that a running server's writer waits for one chunk at most; return how many went."""
@@ -543,17 +560,16 @@ def forget_user(
 @app.command()
 def migrate(db: DbOption = _DEFAULTS.db) -> None:
     """Create the database or apply its pending migrations, then print the schema version."""
+    conn = _open(db, lambda: connect(db))
     try:
-        conn = connect(db)
-        try:
-            applied = migrations.migrate(conn)
-            version = migrations.current_version(conn)
-        finally:
-            conn.close()
+        applied = migrations.migrate(conn)
+        version = migrations.current_version(conn)
     except MigrationError as exc:
         fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        fail(f"cannot open database {db}: {exc}")
+    except ERRORS as exc:
+        fail(f"cannot migrate database {describe(db)}: {exc}")
+    finally:
+        conn.close()
     for migration in applied:
         typer.echo(f"Applied {migration.path.name}.")
     typer.echo(f"Schema version {version}.")

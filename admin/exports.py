@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import tempfile
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar, cast
 
 from admin.progress import Advance
-from chatd.storage import messages
+from chatd.storage import Connection, messages
 from chatd.wire import make_visible
 
 _PROGRESS_EVERY = 10_000  # lines between two updates of the progress bar
@@ -103,7 +102,7 @@ def _write_files(
 
 
 def export_history(
-    conn: sqlite3.Connection, user_id: int, path: Path, *, utc: bool, advance: Advance
+    conn: Connection, user_id: int, path: Path, *, utc: bool, advance: Advance
 ) -> Exported:
     """Write one user's whole personal history (what they said, private messages to them)."""
     lines = messages.iter_history_lines(conn, user_id, utc=utc)
@@ -115,7 +114,7 @@ def export_history(
 
 
 def export_logs(
-    conn: sqlite3.Connection,
+    conn: Connection,
     since: int,
     until: int,
     directory: Path,
@@ -132,7 +131,7 @@ def export_logs(
 
 
 def export_all_histories(
-    conn: sqlite3.Connection,
+    conn: Connection,
     names: dict[int, str],
     directory: Path,
     *,

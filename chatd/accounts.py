@@ -4,7 +4,6 @@ import_users.py."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 import bcrypt
 
 from chatd.settings import available_cpus
-from chatd.storage import transaction, users
+from chatd.storage import Connection, transaction, users
 from chatd.storage.users import User
 
 USERNAME_RULE = "1-32 letters, digits, '_', '-' or '.', not starting with '.' or '-'"
@@ -96,7 +95,7 @@ class LoginResult:
 
 
 def authenticate(
-    conn: sqlite3.Connection, hasher: PasswordHasher, username: str, password: str
+    conn: Connection, hasher: PasswordHasher, username: str, password: str
 ) -> LoginResult | None:
     """Check a login. Every kind of failure costs one bcrypt check and returns None."""
     user = users.find(conn, username) if is_valid_username(username) else None
@@ -163,7 +162,7 @@ class ImportResult:
 
 
 def import_users(
-    conn: sqlite3.Connection,
+    conn: Connection,
     entries: list[tuple[str, str]],
     hasher: PasswordHasher,
     *,

@@ -22,7 +22,6 @@ import asyncio
 import logging
 import resource
 import signal
-import sqlite3
 import ssl
 import time
 from collections import Counter
@@ -38,13 +37,17 @@ from chatd.core.service import ChatService
 from chatd.irc.frontend import IrcFrontEnd
 from chatd.line.frontend import LineFrontEnd
 from chatd.settings import Settings
-from chatd.storage import open_database, retention
+from chatd.storage import ERRORS, ConnectError, MigrationError, describe, open_database, retention
 
 log = logging.getLogger(__name__)
 
 _HOUR_S = 3600.0
 _LOGIN_TOO_SLOW = "login took too long; disconnecting."  # the line protocol's exact wording
 _DAY_US = 86_400_000_000
+
+
+# What opening and migrating the database may raise, whichever the engine.
+_OPEN_ERRORS: tuple[type[Exception], ...] = (*ERRORS, OSError, MigrationError)
 
 
 class StartupError(RuntimeError):
@@ -135,8 +138,11 @@ class ChatServer:
         """Create or migrate the database, then add the users file's new accounts."""
         try:
             conn = open_database(self.settings.db)
-        except (sqlite3.Error, OSError) as exc:
-            raise StartupError(f"cannot open database {self.settings.db}: {exc}") from None
+        except ConnectError as exc:  # already names the database, without a password
+            raise StartupError(str(exc)) from None
+        except _OPEN_ERRORS as exc:
+            where = describe(self.settings.db)
+            raise StartupError(f"cannot open database {where}: {exc}") from None
         try:
             path = self.settings.users_file
             if path.is_file():

@@ -38,7 +38,7 @@ class Settings:
     # --- where and what ---------------------------------------------------
     host: str = _setting("0.0.0.0", "interface to listen on (0.0.0.0: every IPv4 interface)")  # noqa: S104
     port: int = _setting(1024, "TCP port to listen on (0 picks a free one)", minimum=0)
-    db: Path = _setting(Path("chat.db"), "SQLite database file, created if missing")
+    db: str = _setting("chat.db", "SQLite database file (created if missing) or postgresql:// URL")
     users_file: Path = _setting(
         Path("users.txt"), "accounts imported on start (new ones only); may be missing"
     )

@@ -1,11 +1,11 @@
 """Threads for the blocking work of the server: bcrypt checks and database reads.
 
-Each worker thread owns one SQLite connection (WAL lets them all read while
-the writer writes) and takes jobs from a shared queue. Results go back to
-the event loop in batches: a worker wakes the loop only when it finds no
-wake-up already pending, so under a login storm a thousand finished checks
-cost a handful of wake-ups instead of a thousand (asyncio's run_in_executor
-wakes the loop once per job).
+Each worker thread owns one database connection (SQLite's WAL lets them all
+read while the writer writes; so does PostgreSQL) and takes jobs from a
+shared queue. Results go back to the event loop in batches: a worker wakes
+the loop only when it finds no wake-up already pending, so under a login
+storm a thousand finished checks cost a handful of wake-ups instead of a
+thousand (asyncio's run_in_executor wakes the loop once per job).
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chatd.storage import connect
+from chatd.storage import ERRORS, Connection, connect, engine_of
 
 T = TypeVar("T")
 
@@ -29,7 +28,7 @@ _STOP = object()
 class WorkerPool:
     """`size` threads running `job(connection, *args)` for the event loop."""
 
-    def __init__(self, size: int, name: str, db_path: Path) -> None:
+    def __init__(self, size: int, name: str, db_path: Path | str) -> None:
         self._db_path = db_path
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._finished: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -67,9 +66,21 @@ class WorkerPool:
                     outcome: tuple[Any, BaseException | None] = (job(conn, *args), None)
                 except Exception as exc:
                     outcome = (None, exc)
+                    conn = self._reconnect_if_lost(conn)
                 self._hand_back(done, *outcome)
         finally:
             conn.close()
+
+    def _reconnect_if_lost(self, conn: Connection) -> Connection:
+        """A new connection if this one is gone (PostgreSQL restarted); else the same."""
+        if not engine_of(conn).is_lost(conn):
+            return conn
+        try:
+            fresh = connect(self._db_path)
+        except ERRORS:
+            return conn  # the next failing job tries again
+        conn.close()
+        return fresh
 
     def _hand_back(
         self, done: asyncio.Future[Any], result: Any, error: BaseException | None
@@ -98,7 +109,7 @@ class WorkerPool:
 def no_connection(job: Callable[..., T]) -> Callable[..., T]:
     """Adapt a job that needs no database connection to WorkerPool.run."""
 
-    def run(conn: sqlite3.Connection, *args: Any) -> T:
+    def run(conn: Connection, *args: Any) -> T:
         return job(*args)
 
     return run

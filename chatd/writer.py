@@ -6,6 +6,10 @@ commit, writes it in one transaction, and then reports the whole batch at
 once. Under load, batches grow by themselves: while one commit runs, the
 next batch gathers. A message is acknowledged and fanned out only from that
 report, so whatever a client was told was said is on disk.
+
+On SQLite it also keeps the WAL short (Checkpointer). On PostgreSQL a batch
+is one transaction of the server's; if the connection is lost, the batch's
+jobs fail (nobody is told "said") and the writer connects again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatd.storage import connect, messages, savepoint, transaction
+from chatd.storage import ERRORS, Connection, connect, engine_of, messages, savepoint, transaction
 from chatd.storage.messages import NewMessage
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,7 @@ class ActionJob(WriteJob):
 
     __slots__ = ("action", "result")
 
-    def __init__(self, action: Callable[[sqlite3.Connection], Any], context: Any = None) -> None:
+    def __init__(self, action: Callable[[Connection], Any], context: Any = None) -> None:
         super().__init__(context)
         self.action = action
         self.result: Any = None
@@ -73,7 +77,7 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | str,
         on_committed: Callable[[list[WriteJob]], None],
         *,
         batch_max: int = 1024,
@@ -90,10 +94,12 @@ class GroupCommitWriter:
     def start(self) -> None:
         self._conn = connect(self._db_path)
         self.last_message_id = messages.last_id(self._conn)
-        # Checkpoints happen on their own thread, not inside a commit.
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = Checkpointer(self._db_path)
-        self._checkpointer.start()
+        self._checkpointer: Checkpointer | None = None
+        if isinstance(self._conn, sqlite3.Connection):
+            # Checkpoints happen on their own thread, not inside a commit.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = Checkpointer(Path(self._db_path))
+            self._checkpointer.start()
         self._thread.start()
 
     def submit(self, job: WriteJob) -> None:
@@ -103,7 +109,8 @@ class GroupCommitWriter:
         """Write everything submitted so far, then end the thread."""
         self._queue.put(_STOP)
         self._thread.join()
-        self._checkpointer.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._conn.close()
 
     def _run(self) -> None:
@@ -125,17 +132,18 @@ class GroupCommitWriter:
                     break
             if batch:
                 self._commit(batch)
-            if self._checkpointer.wal_is_long:
-                self._restart_wal()
+            if self._checkpointer is not None and self._checkpointer.wal_is_long:
+                self._restart_wal(self._checkpointer)
 
     def _commit(self, batch: list[WriteJob]) -> None:
         try:
             with transaction(self._conn):
                 self._apply(batch)
-        except sqlite3.Error as exc:  # the whole transaction failed: disk full, I/O error
+        except ERRORS as exc:  # the whole transaction failed: disk full, I/O error, no server
             log.error("could not commit %d writes: %s", len(batch), exc)
             for job in batch:
                 job.error = job.error or exc
+            self._reconnect_if_lost()
         self.batches += 1
         self.jobs += len(batch)
         try:
@@ -143,13 +151,27 @@ class GroupCommitWriter:
         except Exception:  # the writer must outlive any bug in a callback
             log.exception("error while reporting a committed batch")
 
-    def _restart_wal(self) -> None:
+    def _reconnect_if_lost(self) -> None:
+        """After a lost connection (PostgreSQL restarted, or the connection was cut), open
+        a new one for the next batch; if that fails too, the next batch tries again."""
+        if not engine_of(self._conn).is_lost(self._conn):
+            return
+        try:
+            conn = connect(self._db_path)
+        except ERRORS as exc:
+            log.error("database still unreachable: %s", exc)
+            return
+        self._conn.close()
+        self._conn = conn
+        log.warning("reconnected to the database")
+
+    def _restart_wal(self, checkpointer: Checkpointer) -> None:
         """Checkpoint from the writer itself, so that its next commit starts the WAL over.
 
         The background checkpointer has just copied nearly everything, so this
         has little left to copy and sync.
         """
-        self._checkpointer.wal_is_long = False
+        checkpointer.wal_is_long = False
         try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
@@ -172,8 +194,8 @@ class GroupCommitWriter:
 
     def _write_together(self, batch: list[WriteJob]) -> None:
         stored = [job for job in batch if isinstance(job, MessageJob)]
-        last = messages.insert_many(self._conn, (job.message for job in stored))
-        for message_id, message_job in enumerate(stored, start=last - len(stored) + 1):
+        ids = messages.insert_many(self._conn, (job.message for job in stored))
+        for message_id, message_job in zip(ids, stored, strict=True):
             message_job.message_id = message_id
         for job in batch:
             if isinstance(job, ActionJob):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +23,7 @@ from chatd.core.hub import Hub, Member, RoomState
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
-from chatd.storage import messages, rooms, users
+from chatd.storage import Connection, messages, rooms, users
 from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
@@ -131,9 +130,7 @@ class ChatService:
         log.info("%s: %s logged in", peer, result.user.username)
         return result.user
 
-    def _check_login(
-        self, conn: sqlite3.Connection, username: str, password: str
-    ) -> LoginResult | None:
+    def _check_login(self, conn: Connection, username: str, password: str) -> LoginResult | None:
         return accounts.authenticate(conn, self.hasher, username, password)
 
     async def change_password(self, user: User, current: str, new: str) -> bool:
@@ -276,31 +273,31 @@ class ChatService:
         """Run a read query on a read worker, with that thread's own connection."""
         return await self._reads.run(query, *args)
 
-    async def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, action: Callable[[Connection], T]) -> T:
         """Run a write on the writer thread, in its next batch."""
         done: asyncio.Future[T] = self._loop.create_future()
         self._writer.submit(ActionJob(action, done))
         return await done
 
-    async def write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, action: Callable[[Connection], T]) -> T:
         """Run a write of the server's own (retention) in the writer's next batch."""
         return await self._write(action)
 
 
-def _record_login(conn: sqlite3.Connection, *, result: LoginResult) -> None:
+def _record_login(conn: Connection, *, result: LoginResult) -> None:
     users.record_login(conn, result.user.id, now_us(), result.upgraded_hash)
 
 
-def _set_seen(conn: sqlite3.Connection, *, user_id: int, seen: int) -> None:
+def _set_seen(conn: Connection, *, user_id: int, seen: int) -> None:
     users.set_seen_upto(conn, user_id, seen)
 
 
-def _rooms_and_counts(conn: sqlite3.Connection) -> tuple[list[Room], dict[int, int]]:
+def _rooms_and_counts(conn: Connection) -> tuple[list[Room], dict[int, int]]:
     return rooms.every_room(conn), rooms.member_counts(conn)
 
 
 def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
-    conn: sqlite3.Connection,
+    conn: Connection,
     user_id: int,
     rooms_of_user: list[Room],
     seen: int | None,
@@ -328,7 +325,7 @@ def _catch_up(  # noqa: PLR0917  (run on a worker: arguments go by position)
 
 
 def _catch_up_messages(  # noqa: PLR0917  (run on a worker: arguments go by position)
-    conn: sqlite3.Connection,
+    conn: Connection,
     user_id: int,
     rooms_of_user: list[Room],
     seen: int | None,

@@ -1,30 +1,47 @@
 """The storage layer: the only place in chatd that speaks SQL.
 
-`db` opens connections, `migrations` keeps the schema current, `users` and
-`messages` hold the queries. Nothing here knows about sockets or sessions.
+`engines` tells SQLite and PostgreSQL apart, `db` opens connections and runs
+transactions, `migrations` keeps the schema current, `users`, `rooms`,
+`messages` and `retention` hold the queries, written once for both engines.
+Nothing here knows about sockets or sessions.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from chatd.storage.db import DatabaseMissingError, connect, savepoint, transaction
+from chatd.storage.engines import (
+    ERRORS,
+    INTEGRITY_ERRORS,
+    ConnectError,
+    Connection,
+    describe,
+    engine_of,
+    is_url,
+)
 from chatd.storage.migrations import MigrationError, migrate
 
 __all__ = [
+    "ERRORS",
+    "INTEGRITY_ERRORS",
+    "ConnectError",
+    "Connection",
     "DatabaseMissingError",
     "MigrationError",
     "connect",
+    "describe",
+    "engine_of",
+    "is_url",
     "open_database",
     "savepoint",
     "transaction",
 ]
 
 
-def open_database(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
-    """Connect and bring the schema up to date."""
-    conn = connect(path, create=create)
+def open_database(target: Path | str, *, create: bool = True) -> Connection:
+    """Connect (to a file path or a postgresql:// URL) and bring the schema up to date."""
+    conn = connect(target, create=create)
     try:
         migrate(conn)
     except BaseException:

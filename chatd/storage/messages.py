@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
 from chatd.storage import rooms
+from chatd.storage.engines import Connection, Engine, engine_of
 
 
 class Kind(enum.StrEnum):
@@ -57,39 +57,25 @@ class NewMessage:
         )
 
 
-_INSERT = (
-    "INSERT INTO messages"
-    " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def insert(conn: sqlite3.Connection, message: NewMessage) -> int:
+def insert(conn: Connection, message: NewMessage) -> int:
     """Store one message; returns its id."""
-    return insert_many(conn, [message])
+    return insert_many(conn, [message])[0]
 
 
-def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> int:
+def insert_many(conn: Connection, messages: Iterable[NewMessage]) -> Sequence[int]:
     """Store messages and index them for search; call it inside a write transaction.
 
-    Returns the id of the last one: one writer hands ids out in a row, so the
-    batch has the ids from `last - len + 1` to `last`. The search index is
-    filled with one statement for the whole batch: much cheaper than a
-    trigger per row (see migrations/0003_batch_search_index.sql).
+    Returns their ids, in order. Each engine writes the whole batch with one
+    or two statements (see insert_messages in chatd/storage/engines/).
     """
     batch = list(messages)
     if not batch:
-        return 0
-    conn.executemany(_INSERT, [m.as_row() for m in batch])
-    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-    conn.execute(
-        "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id >= ?",
-        (last - len(batch) + 1,),
-    )
+        return ()
+    ids = engine_of(conn).insert_messages(conn, [m.as_row() for m in batch])
     for message in batch:
         if message.kind in _ROOM_EVENTS and message.room_id != GENERAL_ROOM_ID:
             _apply_room_event(conn, message)
-    return int(last)
+    return ids
 
 
 # A join, leave or topic in a room is both a line of its log and a change to
@@ -97,7 +83,7 @@ def insert_many(conn: sqlite3.Connection, messages: Iterable[NewMessage]) -> int
 _ROOM_EVENTS = frozenset((Kind.JOIN, Kind.LEAVE, Kind.TOPIC))
 
 
-def _apply_room_event(conn: sqlite3.Connection, message: NewMessage) -> None:
+def _apply_room_event(conn: Connection, message: NewMessage) -> None:
     assert message.room_id is not None
     if message.kind is Kind.TOPIC:
         rooms.set_topic(conn, message.room_id, message.body)
@@ -112,7 +98,7 @@ _KINDS = {kind.value: kind for kind in Kind}  # a dict lookup: Kind(text) costs 
 # --- lines of history and logs ---------------------------------------------------
 
 
-def _line(*, utc: bool) -> str:
+def _line(engine: Engine, *, utc: bool) -> str:
     """The SQL that renders a row as a line of history or log:
 
         2026-11-23 14:05:09 alice: Hello
@@ -121,14 +107,13 @@ def _line(*, utc: bool) -> str:
         2026-11-23 14:08:30 [#dev] alice: rooms other than #general are named
 
     The one definition of that format, used by /history and by the exports.
-    SQLite renders it in C (0.9 s for a million lines, where Python took 4);
-    times are local (the process's time zone) unless `utc`.
+    The database renders it (SQLite in C: 0.9 s for a million lines, where
+    Python took 4); times are local (the process's time zone) unless `utc`.
     """
-    zone = "" if utc else ", 'localtime'"
     return (
-        f"strftime('%Y-%m-%d %H:%M:%S', sent_at / 1000000, 'unixepoch'{zone}) || ' ' ||"
-        f" iif(room_id > {GENERAL_ROOM_ID},"
-        "  '[' || (SELECT name FROM rooms WHERE rooms.id = room_id) || '] ', '') ||"
+        f"{engine.stamp('sent_at', utc=utc)} || ' ' ||"
+        f" CASE WHEN room_id > {GENERAL_ROOM_ID}"
+        "  THEN '[' || (SELECT name FROM rooms WHERE rooms.id = room_id) || '] ' ELSE '' END ||"
         " CASE kind"
         "  WHEN 'public' THEN sender || ': ' || body"
         "  WHEN 'private' THEN sender || ' -> ' || recipient || ' (private): ' || body"
@@ -140,36 +125,32 @@ def _line(*, utc: bool) -> str:
     )
 
 
-def history_lines(
-    conn: sqlite3.Connection, user_id: int, limit: int, *, utc: bool = False
-) -> list[str]:
+def history_lines(conn: Connection, user_id: int, limit: int, *, utc: bool = False) -> list[str]:
     """The last `limit` things a user said or was sent privately, oldest first.
 
     Two index range scans (by sender, by recipient), each stopped after
     `limit` rows, then merged: fast however long the history is.
     """
-    line = _line(utc=utc)
+    line = _line(engine_of(conn), utc=utc)
     rows = conn.execute(
         "SELECT line FROM ("
         f"  SELECT * FROM (SELECT id, {line} AS line FROM messages"
         "    WHERE sender_id = :user AND kind IN ('public', 'private', 'announce')"
-        "    ORDER BY id DESC LIMIT :limit)"
+        "    ORDER BY id DESC LIMIT :limit) AS said"
         "  UNION ALL"
         f"  SELECT * FROM (SELECT id, {line} AS line FROM messages"
-        "    WHERE recipient_id = :user AND sender_id IS NOT :user"
-        "    ORDER BY id DESC LIMIT :limit)"
-        ") ORDER BY id DESC LIMIT :limit",
+        "    WHERE recipient_id = :user AND sender_id IS DISTINCT FROM :user"
+        "    ORDER BY id DESC LIMIT :limit) AS received"
+        ") AS history ORDER BY id DESC LIMIT :limit",
         {"user": user_id, "limit": limit},
     ).fetchall()
     return [line for (line,) in reversed(rows)]
 
 
-def iter_history_lines(
-    conn: sqlite3.Connection, user_id: int, *, utc: bool = False
-) -> Iterator[str]:
+def iter_history_lines(conn: Connection, user_id: int, *, utc: bool = False) -> Iterator[str]:
     """A user's whole history, oldest first, streamed."""
     rows = conn.execute(
-        f"SELECT {_line(utc=utc)} FROM messages"
+        f"SELECT {_line(engine_of(conn), utc=utc)} FROM messages"
         " WHERE (sender_id = :user AND kind IN ('public', 'private', 'announce'))"
         "    OR recipient_id = :user"
         " ORDER BY id",
@@ -179,7 +160,7 @@ def iter_history_lines(
 
 
 def iter_history_lines_of_everyone(
-    conn: sqlite3.Connection, *, utc: bool = False
+    conn: Connection, *, utc: bool = False
 ) -> Iterator[tuple[int | None, int | None, str]]:
     """(sender id, recipient id, line) of every history entry, in storage order.
 
@@ -189,8 +170,9 @@ def iter_history_lines_of_everyone(
     million), which is what `export-history --all` would otherwise do.
     """
     rows = conn.execute(
-        f"SELECT sender_id, iif(recipient_id IS NOT sender_id, recipient_id, NULL),"
-        f" {_line(utc=utc)} FROM messages"
+        "SELECT sender_id,"
+        " CASE WHEN recipient_id IS DISTINCT FROM sender_id THEN recipient_id END,"
+        f" {_line(engine_of(conn), utc=utc)} FROM messages"
         " WHERE kind IN ('public', 'private', 'announce') ORDER BY id"
     )
     return iter(rows)
@@ -200,7 +182,7 @@ _NO_END = 2**63 - 1
 
 
 def room_lines(
-    conn: sqlite3.Connection,
+    conn: Connection,
     room_id: int,
     limit: int,
     *,
@@ -219,31 +201,34 @@ def room_lines(
 
 
 def private_lines(
-    conn: sqlite3.Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
+    conn: Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
 ) -> tuple[int, list[str]]:
     """How many private messages others sent the user with ids after `after` (and up to
     `upto`), and the latest `limit` of them as history lines, oldest first."""
-    received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
+    received = (
+        "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS DISTINCT FROM :user"
+    )
     params = {"user": user_id, "after": after, "upto": upto}
     return _count_and_latest(conn, received, params, limit)
 
 
 def _count_and_latest(
-    conn: sqlite3.Connection, where: str, params: dict[str, int], limit: int
+    conn: Connection, where: str, params: dict[str, int], limit: int
 ) -> tuple[int, list[str]]:
     """How many messages match `where`, and the latest `limit` of them as lines, oldest first."""
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
     if count == 0 or limit == 0:
         return count, []
     rows = conn.execute(
-        f"SELECT {_line(utc=False)} FROM messages WHERE {where} ORDER BY id DESC LIMIT :limit",
+        f"SELECT {_line(engine_of(conn), utc=False)} FROM messages WHERE {where}"
+        " ORDER BY id DESC LIMIT :limit",
         {**params, "limit": limit},
     ).fetchall()
     return count, [line for (line,) in reversed(rows)]
 
 
 def room_messages(
-    conn: sqlite3.Connection,
+    conn: Connection,
     room_id: int,
     limit: int,
     *,
@@ -258,16 +243,18 @@ def room_messages(
 
 
 def private_messages(
-    conn: sqlite3.Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
+    conn: Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
 ) -> tuple[int, list[LogEntry]]:
     """`private_lines`, as stored messages rather than lines."""
-    received = "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS NOT :user"
+    received = (
+        "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS DISTINCT FROM :user"
+    )
     params = {"user": user_id, "after": after, "upto": upto}
     return _count_and_latest_entries(conn, received, params, limit)
 
 
 def _count_and_latest_entries(
-    conn: sqlite3.Connection, where: str, params: dict[str, int], limit: int
+    conn: Connection, where: str, params: dict[str, int], limit: int
 ) -> tuple[int, list[LogEntry]]:
     """`_count_and_latest`, with the messages as entries instead of lines."""
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
@@ -281,10 +268,9 @@ def _count_and_latest_entries(
     return count, [_log_entry(row) for row in reversed(rows)]
 
 
-def last_id(conn: sqlite3.Connection) -> int:
+def last_id(conn: Connection) -> int:
     """The id of the newest message ever stored (0 for none), deleted ones included."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
-    return 0 if row is None else int(row[0])
+    return engine_of(conn).last_message_id(conn)
 
 
 # --- admin queries -------------------------------------------------------------
@@ -294,18 +280,25 @@ class SearchSyntaxError(ValueError):
     """The search text has nothing to search for."""
 
 
-def fts_query(text: str) -> str:
-    """A user's search words as an FTS5 query: every word must appear, taken literally;
-    a trailing * matches any word starting so ("pizz*")."""
+def search_terms(text: str) -> list[tuple[str, bool]]:
+    """A user's search words as (literal, is a prefix) terms: every word must appear,
+    taken literally; a trailing * matches any word starting so ("pizz*")."""
     terms = []
     for word in text.split():
         prefix = len(word) > 1 and word.endswith("*")
         literal = word.rstrip("*")
         if literal:
-            terms.append('"' + literal.replace('"', '""') + '"' + ("*" if prefix else ""))
+            terms.append((literal, prefix))
     if not terms:
         raise SearchSyntaxError("the search text has no words")
-    return " ".join(terms)
+    return terms
+
+
+def fts_query(text: str, engine: Engine | None = None) -> str:
+    """A user's search words as the engine's query (SQLite's FTS5 by default)."""
+    from chatd.storage.engines.sqlite import SQLITE
+
+    return (engine or SQLITE).search_query(search_terms(text))
 
 
 @dataclass(frozen=True)
@@ -315,7 +308,7 @@ class LogQuery:
     sender: str | None = None
     since: int | None = None  # UTC microseconds, inclusive
     until: int | None = None  # exclusive
-    text: str | None = None  # search words, see fts_query
+    text: str | None = None  # search words, see search_terms
     limit: int | None = None  # the latest N; None for all
     room_id: int | None = None  # only this room's messages
 
@@ -336,17 +329,20 @@ def _log_entry(row: tuple[int, int, str, str | None, str, str | None, str]) -> L
     return LogEntry(row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5], row[6])
 
 
-def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[LogEntry]:
+def query(conn: Connection, q: LogQuery) -> Iterator[LogEntry]:
     """Messages matching `q`, oldest first (the latest `q.limit` of them if it is set)."""
+    engine = engine_of(conn)
     tables = "messages m"
     conditions = []
-    params: dict[str, object] = {"limit": -1 if q.limit is None else q.limit}
+    params: dict[str, object] = {"limit": engine.no_limit if q.limit is None else q.limit}
+    search_order = ""
     if q.text is not None:
-        tables += " JOIN messages_fts ON messages_fts.rowid = m.id"
-        conditions.append("messages_fts MATCH :text")
-        params["text"] = fts_query(q.text)
+        join, condition, search_order = engine.search("text")
+        tables += join
+        conditions.append(condition)
+        params["text"] = fts_query(q.text, engine)
     if q.sender is not None:
-        conditions.append("m.sender = :sender COLLATE NOCASE")
+        conditions.append(f"m.sender = :sender{engine.nocase}")
         params["sender"] = q.sender
     if q.room_id is not None:
         conditions.append("m.room_id = :room")
@@ -361,11 +357,12 @@ def query(conn: sqlite3.Connection, q: LogQuery) -> Iterator[LogEntry]:
     room = "(SELECT name FROM rooms WHERE rooms.id = m.room_id)"
     columns = f"m.id, m.sent_at, m.kind, {room}, m.sender, m.recipient, m.body"
     # Both orders are chronological for what chatd stores (ids are handed out
-    # in the order messages are said). A search walks the index by rowid, which
-    # FTS5 does newest first and stops after `limit`: 0.4 ms instead of 240 ms
-    # for a word in half of a million messages; date, sender and room queries
-    # walk their (sender, sent_at), (sent_at) and (room_id, id) indexes.
-    order = "messages_fts.rowid" if q.text is not None else "m.sent_at, m.id"
+    # in the order messages are said). A search on SQLite walks the index by
+    # rowid, which FTS5 does newest first and stops after `limit`: 0.4 ms
+    # instead of 240 ms for a word in half of a million messages; date, sender
+    # and room queries walk their (sender, sent_at), (sent_at) and (room_id, id)
+    # indexes.
+    order = search_order if q.text is not None else "m.sent_at, m.id"
     if q.limit is None:
         rows = conn.execute(f"SELECT {columns} FROM {tables}{where} ORDER BY {order}", params)
         return map(_log_entry, rows)
@@ -387,7 +384,7 @@ def _public_log(room_id: int | None) -> str:
 
 
 def iter_public_log_lines(
-    conn: sqlite3.Connection,
+    conn: Connection,
     since: int,
     until: int,
     *,
@@ -397,14 +394,14 @@ def iter_public_log_lines(
     """Every public message, announcement, join, leave and topic in [since, until), in
     order: of every room (those of rooms other than #general tagged), or of one."""
     rows = conn.execute(
-        f"SELECT {_line(utc=utc)}{_public_log(room_id)} ORDER BY sent_at, id",
+        f"SELECT {_line(engine_of(conn), utc=utc)}{_public_log(room_id)} ORDER BY sent_at, id",
         {"since": since, "until": until, "room": room_id},
     )
     return (line for (line,) in rows)
 
 
 def count_public_log(
-    conn: sqlite3.Connection, since: int, until: int, *, room_id: int | None = None
+    conn: Connection, since: int, until: int, *, room_id: int | None = None
 ) -> int:
     row = conn.execute(
         f"SELECT count(*){_public_log(room_id)}",
@@ -413,45 +410,44 @@ def count_public_log(
     return int(row.fetchone()[0])
 
 
-def count_all_histories(conn: sqlite3.Connection) -> int:
+def count_all_histories(conn: Connection) -> int:
     """How many lines all the users' histories hold together."""
     row = conn.execute(
         "SELECT (SELECT count(*) FROM messages WHERE sender_id IS NOT NULL"
         "  AND kind IN ('public', 'private', 'announce'))"
         " + (SELECT count(*) FROM messages WHERE recipient_id IS NOT NULL"
-        "  AND sender_id IS NOT recipient_id)"
+        "  AND sender_id IS DISTINCT FROM recipient_id)"
     )
     return int(row.fetchone()[0])
 
 
-def count_personal_history(conn: sqlite3.Connection, user_id: int) -> int:
+def count_personal_history(conn: Connection, user_id: int) -> int:
     row = conn.execute(
         "SELECT (SELECT count(*) FROM messages WHERE sender_id = :user"
         "  AND kind IN ('public', 'private', 'announce'))"
-        " + (SELECT count(*) FROM messages WHERE recipient_id = :user AND sender_id IS NOT :user)",
+        " + (SELECT count(*) FROM messages WHERE recipient_id = :user"
+        "  AND sender_id IS DISTINCT FROM :user)",
         {"user": user_id},
     )
     return int(row.fetchone()[0])
 
 
-def time_span(conn: sqlite3.Connection) -> tuple[int, int] | None:
+def time_span(conn: Connection) -> tuple[int, int] | None:
     """The times of the first and the last message, if there are any."""
     first, last = conn.execute("SELECT min(sent_at), max(sent_at) FROM messages").fetchone()
     return None if first is None else (first, last)
 
 
-def counts_by_kind(conn: sqlite3.Connection) -> dict[Kind, int]:
+def counts_by_kind(conn: Connection) -> dict[Kind, int]:
     rows = conn.execute("SELECT kind, count(*) FROM messages GROUP BY kind")
     return {Kind(kind): number for kind, number in rows}
 
 
-def counts_by_day(
-    conn: sqlite3.Connection, since: int, *, utc: bool = False
-) -> list[tuple[str, int]]:
+def counts_by_day(conn: Connection, since: int, *, utc: bool = False) -> list[tuple[str, int]]:
     """(YYYY-MM-DD, messages said) for each day with messages since `since`."""
-    zone = "" if utc else ", 'localtime'"
+    day = engine_of(conn).day("sent_at", utc=utc)
     rows = conn.execute(
-        f"SELECT date(sent_at / 1000000, 'unixepoch'{zone}) AS day, count(*) FROM messages"
+        f"SELECT {day} AS day, count(*) FROM messages"
         " WHERE sent_at >= :since AND kind IN ('public', 'private', 'announce')"
         " GROUP BY day ORDER BY day",
         {"since": since},
@@ -459,12 +455,12 @@ def counts_by_day(
     return [(day, number) for day, number in rows]
 
 
-def most_active(conn: sqlite3.Connection, top: int) -> list[tuple[str, int]]:
+def most_active(conn: Connection, top: int) -> list[tuple[str, int]]:
     """The `top` senders by messages said, most first."""
     rows = conn.execute(
         "SELECT sender, count(*) AS said FROM messages"
         " WHERE kind IN ('public', 'private', 'announce')"
-        " GROUP BY sender COLLATE NOCASE ORDER BY said DESC, sender LIMIT :top",
+        f" GROUP BY sender{engine_of(conn).nocase} ORDER BY said DESC, sender LIMIT :top",
         {"top": top},
     )
     return [(name, number) for name, number in rows]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chatd.clock import StampFormatter, now_us
 from chatd.storage.db import transaction
+from chatd.storage.engines import ERRORS, Connection, engine_of
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -36,12 +37,13 @@ class Migration:
         return statements
 
 
-def migrations_dir() -> Path:
-    """Where the SQL files are: inside an installed package, or at the top of a checkout."""
+def migrations_dir(engine_folder: str = "") -> Path:
+    """Where an engine's SQL files are (SQLite's at the top, PostgreSQL's in
+    postgresql/): inside an installed package, or at the top of a checkout."""
     package_dir = Path(__file__).resolve().parent.parent
     for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
         if candidate.is_dir():
-            return candidate
+            return candidate / engine_folder
     raise MigrationError(f"no migrations directory next to {package_dir}")
 
 
@@ -59,28 +61,23 @@ def available(directory: Path | None = None) -> list[Migration]:
     return found
 
 
-def _ensure_bookkeeping(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY,"
-        " name TEXT NOT NULL,"
-        " applied_at INTEGER NOT NULL)"  # UTC microseconds
-    )
+def _ensure_bookkeeping(conn: Connection) -> None:
+    conn.execute(engine_of(conn).bookkeeping_table())
 
 
-def applied_versions(conn: sqlite3.Connection) -> set[int]:
+def applied_versions(conn: Connection) -> set[int]:
     _ensure_bookkeeping(conn)
     return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
 
 
-def current_version(conn: sqlite3.Connection) -> int:
+def current_version(conn: Connection) -> int:
     """The highest migration applied (0 for a blank database)."""
     return max(applied_versions(conn), default=0)
 
 
-def pending(conn: sqlite3.Connection, directory: Path | None = None) -> list[Migration]:
+def pending(conn: Connection, directory: Path | None = None) -> list[Migration]:
     done = applied_versions(conn)
-    known = available(directory)
+    known = available(directory or migrations_dir(engine_of(conn).migrations_folder))
     newest_known = max((m.version for m in known), default=0)
     if done and max(done) > newest_known:
         raise MigrationError(
@@ -90,18 +87,20 @@ def pending(conn: sqlite3.Connection, directory: Path | None = None) -> list[Mig
     return [m for m in known if m.version not in done]
 
 
-def migrate(conn: sqlite3.Connection, directory: Path | None = None) -> list[Migration]:
+def migrate(conn: Connection, directory: Path | None = None) -> list[Migration]:
     """Apply every pending migration; return those applied (none when up to date)."""
     applied = []
     for migration in pending(conn, directory):
         with transaction(conn):
+            if engine_of(conn).migration_lock:  # one migrating process at a time
+                conn.execute(engine_of(conn).migration_lock)
             # Another process may have applied it while we waited for the lock.
             if migration.version in applied_versions(conn):
                 continue
             for statement in migration.statements():
                 try:
                     conn.execute(statement)
-                except sqlite3.Error as exc:
+                except ERRORS as exc:
                     raise MigrationError(f"{migration.path.name}: {exc}") from exc
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -111,7 +110,7 @@ def migrate(conn: sqlite3.Connection, directory: Path | None = None) -> list[Mig
     return applied
 
 
-def history(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+def history(conn: Connection) -> list[tuple[int, str, str]]:
     """(version, name, applied at in local time) for every applied migration."""
     _ensure_bookkeeping(conn)
     stamp = StampFormatter()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from chatd.clock import now_us
 from chatd.rooms import GENERAL_ROOM_ID
+from chatd.storage.engines import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +27,12 @@ class RoomSummary:
     last_activity: int | None  # UTC microseconds of its latest message
 
 
-def find(conn: sqlite3.Connection, name: str) -> Room | None:
+def find(conn: Connection, name: str) -> Room | None:
     row = conn.execute("SELECT id, name, topic FROM rooms WHERE name = ?", (name,)).fetchone()
     return None if row is None else Room(*row)
 
 
-def find_or_create(conn: sqlite3.Connection, name: str) -> Room:
+def find_or_create(conn: Connection, name: str) -> Room:
     """The room called `name` (canonical, see chatd.rooms), created if it does not exist."""
     conn.execute(
         "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
@@ -43,7 +43,7 @@ def find_or_create(conn: sqlite3.Connection, name: str) -> Room:
     return room
 
 
-def rooms_of(conn: sqlite3.Connection, user_id: int) -> list[Room]:
+def rooms_of(conn: Connection, user_id: int) -> list[Room]:
     """The rooms an account belongs to, #general first, then by name."""
     rows = conn.execute(
         "SELECT id, name, topic FROM rooms WHERE id = :general"
@@ -54,7 +54,7 @@ def rooms_of(conn: sqlite3.Connection, user_id: int) -> list[Room]:
     return [Room(*row) for row in rows]
 
 
-def add_member(conn: sqlite3.Connection, room_id: int, user_id: int) -> bool:
+def add_member(conn: Connection, room_id: int, user_id: int) -> bool:
     """Make the account a member; False if it was one already."""
     if room_id == GENERAL_ROOM_ID:
         return False
@@ -66,7 +66,7 @@ def add_member(conn: sqlite3.Connection, room_id: int, user_id: int) -> bool:
     return cursor.rowcount == 1
 
 
-def remove_member(conn: sqlite3.Connection, room_id: int, user_id: int) -> bool:
+def remove_member(conn: Connection, room_id: int, user_id: int) -> bool:
     """End a membership; False if there was none."""
     cursor = conn.execute(
         "DELETE FROM memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id)
@@ -74,11 +74,11 @@ def remove_member(conn: sqlite3.Connection, room_id: int, user_id: int) -> bool:
     return cursor.rowcount == 1
 
 
-def set_topic(conn: sqlite3.Connection, room_id: int, topic: str) -> None:
+def set_topic(conn: Connection, room_id: int, topic: str) -> None:
     conn.execute("UPDATE rooms SET topic = ? WHERE id = ?", (topic, room_id))
 
 
-def member_counts(conn: sqlite3.Connection) -> dict[int, int]:
+def member_counts(conn: Connection) -> dict[int, int]:
     """Room id -> how many accounts belong to it (#general: every account)."""
     counts = dict(conn.execute("SELECT room_id, count(*) FROM memberships GROUP BY room_id"))
     (everyone,) = conn.execute("SELECT count(*) FROM users").fetchone()
@@ -86,7 +86,7 @@ def member_counts(conn: sqlite3.Connection) -> dict[int, int]:
     return counts
 
 
-def every_room(conn: sqlite3.Connection) -> list[Room]:
+def every_room(conn: Connection) -> list[Room]:
     """Every room, #general first, then by name."""
     rows = conn.execute(
         "SELECT id, name, topic FROM rooms ORDER BY id != ?, name", (GENERAL_ROOM_ID,)
@@ -94,7 +94,7 @@ def every_room(conn: sqlite3.Connection) -> list[Room]:
     return [Room(*row) for row in rows]
 
 
-def summaries(conn: sqlite3.Connection) -> list[RoomSummary]:
+def summaries(conn: Connection) -> list[RoomSummary]:
     """Every room with its members, messages and last activity, #general first."""
     members = member_counts(conn)
     summaries = []

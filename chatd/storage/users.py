@@ -1,12 +1,13 @@
-"""Accounts in the database. Names are matched regardless of case (COLLATE NOCASE)."""
+"""Accounts in the database. Names are matched regardless of case (SQLite: COLLATE NOCASE,
+PostgreSQL: citext)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chatd.clock import now_us
+from chatd.storage.engines import INTEGRITY_ERRORS, Connection
 
 ROLES = ("user", "admin")
 
@@ -63,27 +64,27 @@ def _user(row: tuple[int, str, str, str, int, int, int | None, int | None]) -> U
     return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
-def find(conn: sqlite3.Connection, username: str) -> User | None:
+def find(conn: Connection, username: str) -> User | None:
     row = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)
     ).fetchone()
     return None if row is None else _user(row)
 
 
-def get(conn: sqlite3.Connection, username: str) -> User:
+def get(conn: Connection, username: str) -> User:
     user = find(conn, username)
     if user is None:
         raise UnknownUserError(f"no user named {username!r}")
     return user
 
 
-def every_user(conn: sqlite3.Connection) -> list[User]:
+def every_user(conn: Connection) -> list[User]:
     """Every account, by name."""
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")
     return [_user(row) for row in rows]
 
 
-def existing_names(conn: sqlite3.Connection, usernames: Iterable[str]) -> set[str]:
+def existing_names(conn: Connection, usernames: Iterable[str]) -> set[str]:
     """Which of these names (case-folded) already have an account."""
     found: set[str] = set()
     names = list(usernames)
@@ -95,30 +96,29 @@ def existing_names(conn: sqlite3.Connection, usernames: Iterable[str]) -> set[st
     return found
 
 
-def add(conn: sqlite3.Connection, username: str, password_hash: str, role: str = "user") -> User:
+def add(conn: Connection, username: str, password_hash: str, role: str = "user") -> User:
     try:
         conn.execute(
             "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
             (username, password_hash, role, now_us()),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise DuplicateUserError(f"user {username!r} already exists") from None
     return get(conn, username)
 
 
-def add_many(conn: sqlite3.Connection, accounts: Iterable[tuple[str, str]]) -> int:
+def add_many(conn: Connection, accounts: Iterable[tuple[str, str]]) -> int:
     """Add (username, hash) pairs, skipping names that exist; return how many were added."""
     created = now_us()
-    before = conn.total_changes
-    conn.executemany(
+    cursor = conn.executemany(
         "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)"
         " ON CONFLICT (username) DO NOTHING",
-        ((name, hashed, created) for name, hashed in accounts),
+        [(name, hashed, created) for name, hashed in accounts],
     )
-    return conn.total_changes - before
+    return cursor.rowcount  # both engines add up the rows of every execution
 
 
-def _update(conn: sqlite3.Connection, username: str, assignment: str, value: object) -> None:
+def _update(conn: Connection, username: str, assignment: str, value: object) -> None:
     cursor = conn.execute(
         f"UPDATE users SET {assignment} = ? WHERE username = ?", (value, username)
     )
@@ -126,23 +126,21 @@ def _update(conn: sqlite3.Connection, username: str, assignment: str, value: obj
         raise UnknownUserError(f"no user named {username!r}")
 
 
-def set_password(conn: sqlite3.Connection, username: str, password_hash: str) -> None:
+def set_password(conn: Connection, username: str, password_hash: str) -> None:
     _update(conn, username, "password_hash", password_hash)
 
 
-def set_disabled(conn: sqlite3.Connection, username: str, disabled: bool) -> None:
+def set_disabled(conn: Connection, username: str, disabled: bool) -> None:
     _update(conn, username, "disabled", int(disabled))
 
 
-def set_role(conn: sqlite3.Connection, username: str, role: str) -> None:
+def set_role(conn: Connection, username: str, role: str) -> None:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     _update(conn, username, "role", role)
 
 
-def record_login(
-    conn: sqlite3.Connection, user_id: int, at: int, new_hash: str | None = None
-) -> None:
+def record_login(conn: Connection, user_id: int, at: int, new_hash: str | None = None) -> None:
     """Note a successful login, upgrading the stored hash when one is given."""
     if new_hash is None:
         conn.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (at, user_id))
@@ -153,20 +151,20 @@ def record_login(
         )
 
 
-def set_seen_upto(conn: sqlite3.Connection, user_id: int, message_id: int) -> None:
+def set_seen_upto(conn: Connection, user_id: int, message_id: int) -> None:
     """Remember the last message an account's sessions were sent before it went offline:
     its next login catches up on what came after."""
     conn.execute("UPDATE users SET seen_upto = ? WHERE id = ?", (message_id, user_id))
 
 
-def remove(conn: sqlite3.Connection, username: str) -> None:
+def remove(conn: Connection, username: str) -> None:
     """Delete an account; its messages stay, with the name kept and the id cleared."""
     cursor = conn.execute("DELETE FROM users WHERE username = ?", (username,))
     if cursor.rowcount == 0:
         raise UnknownUserError(f"no user named {username!r}")
 
 
-def summaries(conn: sqlite3.Connection) -> list[UserSummary]:
+def summaries(conn: Connection) -> list[UserSummary]:
     """Every account with its message count, by name."""
     rows = conn.execute(
         "SELECT u.username, u.role, u.disabled, u.created_at, u.last_login_at,"
@@ -177,8 +175,9 @@ def summaries(conn: sqlite3.Connection) -> list[UserSummary]:
     return [UserSummary(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
 
-def census(conn: sqlite3.Connection) -> Census:
+def census(conn: Connection) -> Census:
     row = conn.execute(
-        "SELECT count(*), coalesce(sum(role = 'admin'), 0), coalesce(sum(disabled), 0) FROM users"
+        "SELECT count(*), count(*) FILTER (WHERE role = 'admin'),"
+        " count(*) FILTER (WHERE disabled = 1) FROM users"
     ).fetchone()
     return Census(int(row[0]), int(row[1]), int(row[2]))

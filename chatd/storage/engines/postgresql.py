@@ -1,0 +1,245 @@
+"""PostgreSQL, through psycopg 3 (the `chatd[postgres]` extra).
+
+A PostgresConnection takes the very SQL the SQLite connection takes: `?` and
+`:name` placeholders become psycopg's `%s` and `%(name)s` (once per query
+text, cached), and psycopg's errors become chatd's DatabaseError types, so
+code above storage catches one set of exceptions. Transactions are explicit
+(autocommit mode, BEGIN/COMMIT issued by chatd.storage.db.transaction), as
+they are on SQLite. Names are citext and search is PostgreSQL's text search
+over unaccented words; see migrations/postgresql/.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from chatd.storage.engines.base import (
+    ConnectError,
+    Connection,
+    DatabaseError,
+    Engine,
+    IntegrityError,
+    MessageRow,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+# How long connecting may take before a server that does not answer is reported
+# (a `connect_timeout` in the URL takes precedence).
+CONNECT_TIMEOUT_S = 5
+
+
+def describe(url: str) -> str:
+    """The URL as it may be shown: any password replaced by ***."""
+    shown = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
+    try:
+        password = urlsplit(shown).password
+    except ValueError:
+        password = None
+    if password:
+        shown = shown.replace(f":{password}@", ":***@", 1)
+    return shown
+
+
+def _one_line(exc: BaseException, url: str) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    password = _password_of(url)
+    return text.replace(password, "***") if password else text
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+# --- placeholders ----------------------------------------------------------------
+
+# String literals and quoted names are copied as they are (with % doubled for
+# psycopg); `::` is a cast; `?` and `:name` are placeholders.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|:([A-Za-z_]\w*)|%")
+
+
+@functools.lru_cache(maxsize=1024)
+def to_pyformat(sql: str) -> str:
+    """The query with psycopg's placeholders: `?` -> `%s`, `:name` -> `%(name)s`."""
+
+    def replace(match: re.Match[str]) -> str:
+        piece = match[0]
+        if piece[0] in "'\"":
+            return piece.replace("%", "%%")
+        if piece == "?":
+            return "%s"
+        if piece == "%":
+            return "%%"
+        if match[1] is not None:
+            return f"%({match[1]})s"
+        return piece  # ::
+
+    return _TOKEN.sub(replace, sql)
+
+
+class PostgresConnection:
+    """A psycopg connection that speaks chatd's SQL (see the module's docstring)."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
+        import psycopg
+
+        try:
+            if parameters is None:
+                return self.raw.execute(sql)
+            return self.raw.execute(to_pyformat(sql), parameters)
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc).strip()) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        import psycopg
+
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(to_pyformat(sql), parameters)
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc).strip()) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
+        return cursor
+
+    def close(self) -> None:
+        self.raw.close()
+
+    # `with conn:` as with sqlite3 in autocommit mode: there is nothing to commit.
+    def __enter__(self) -> PostgresConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    @property
+    def engine(self) -> PostgreSQLEngine:
+        return POSTGRESQL
+
+
+def connect(url: str) -> PostgresConnection:
+    """Connect to the database a postgresql:// URL names; ConnectError says what is wrong."""
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise ConnectError(
+            "PostgreSQL support is not installed: pip install 'chatd[postgres]'"
+        ) from None
+    try:
+        options = conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise ConnectError(f"bad database URL {describe(url)}: {_one_line(exc, url)}") from None
+    extra: dict[str, Any] = {"application_name": "chatd"}
+    if "connect_timeout" not in options:
+        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        raw = psycopg.connect(url, autocommit=True, **extra)
+    except psycopg.Error as exc:
+        raise ConnectError(f"cannot connect to {describe(url)}: {_one_line(exc, url)}") from None
+    _use_local_time_zone(raw)
+    return PostgresConnection(raw)
+
+
+def _use_local_time_zone(raw: psycopg.Connection[Any]) -> None:
+    """Render local times in this process's time zone, as SQLite's 'localtime' does."""
+    import psycopg
+
+    zone = local_zone()
+    try:
+        raw.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
+    except psycopg.Error:
+        log.warning("PostgreSQL does not know the time zone %r: times shown in its own", zone)
+
+
+def local_zone() -> str:
+    """This process's time zone, by a name PostgreSQL knows: $TZ, else /etc/localtime's."""
+    zone = os.environ.get("TZ", "").removeprefix(":")
+    if zone:
+        return zone
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        return target.split("/zoneinfo/", 1)[1]
+    return "UTC"
+
+
+# --- the engine ----------------------------------------------------------------------
+
+# One statement for a whole batch; WITH ORDINALITY and ORDER BY make the ids
+# follow the order of the rows, so sorting the returned ids maps them back.
+_INSERT = (
+    "INSERT INTO messages"
+    " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
+    " SELECT sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body"
+    " FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[],"
+    " ?::text[], ?::text[]) WITH ORDINALITY"
+    " AS t (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body, n)"
+    " ORDER BY n RETURNING id"
+)
+
+# The search expression; the same as the messages_search index's, so that it is used.
+_DOCUMENT = "to_tsvector('simple', chatd_unaccent(m.body))"
+
+
+class PostgreSQLEngine(Engine):
+    name = "postgresql"
+    begin = "BEGIN"
+    no_limit = None
+    nocase = ""  # users.username and messages.sender are citext
+    migrations_folder = "postgresql"
+    migration_lock = "SELECT pg_advisory_xact_lock(6007001)"  # a key of chatd's own
+
+    def stamp(self, column: str, *, utc: bool) -> str:
+        zone = " AT TIME ZONE 'UTC'" if utc else ""  # else the session's: see local_zone
+        return f"to_char(to_timestamp({column} / 1000000){zone}, 'YYYY-MM-DD HH24:MI:SS')"
+
+    def day(self, column: str, *, utc: bool) -> str:
+        zone = " AT TIME ZONE 'UTC'" if utc else ""
+        return f"to_char(to_timestamp({column} / 1000000){zone}, 'YYYY-MM-DD')"
+
+    def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        ids = [row[0] for row in conn.execute(_INSERT, columns)]
+        ids.sort()
+        return ids
+
+    def last_message_id(self, conn: Connection) -> int:
+        row = conn.execute(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM messages_id_seq"
+        ).fetchone()
+        return int(row[0])
+
+    def search(self, text_param: str) -> tuple[str, str, str]:
+        return "", f"{_DOCUMENT} @@ to_tsquery('simple', chatd_unaccent(:{text_param}))", "m.id"
+
+    def search_query(self, terms: list[tuple[str, bool]]) -> str:
+        """A tsquery: each word quoted (several lexemes in one become a phrase),
+        `:*` after a prefix, all joined with &."""
+        return " & ".join(
+            "'" + literal.replace("\\", "\\\\").replace("'", "''") + "'" + (":*" if prefix else "")
+            for literal, prefix in terms
+        )
+
+    def is_lost(self, conn: Connection) -> bool:
+        raw = cast(PostgresConnection, conn).raw
+        return bool(raw.broken or raw.closed)
+
+
+POSTGRESQL = PostgreSQLEngine()
