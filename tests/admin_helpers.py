@@ -26,7 +26,7 @@ def local(text: str) -> int:
     return parse_when(text)
 
 
-def seed(path: Path) -> None:
+def seed(path: Path | str) -> None:
     """alice, bob and carol (admin), and a few days of chat."""
     conn = open_database(path)
     accounts.import_users(

@@ -1,7 +1,12 @@
 """Fixtures: a real chatd server on a free port with a temporary database, and line clients.
 
 Every test runs in its own temporary directory (so nothing touches real
-data) with a low bcrypt cost.
+data) with a low bcrypt cost. Its database is a SQLite file there; tests
+marked `both_engines` run once on SQLite and once on PostgreSQL, in a
+database of the test run's own (a random name, emptied before each test,
+dropped at the end), on the server at CHATD_TEST_POSTGRES (default: the
+local one). Without a PostgreSQL server those runs are skipped with
+the reason, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -24,6 +32,99 @@ from chatd.settings import Settings
 TIMEOUT = 10.0  # seconds any single expectation may take before the test fails
 
 SAMPLE_USERS = "alice:pass123\nbob:qwerty\nadmin:admin123\ncarol:carol-pw\n"
+
+ENGINES = ("sqlite", "postgresql")
+POSTGRES_URL = os.environ.get(
+    "CHATD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked both_engines run on each engine; the others on SQLite only."""
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> str:
+    """The database engine of this test: "sqlite", or "postgresql" (see both_engines)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL database to create test databases from, or a skip."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            pass
+    except Exception as exc:
+        why = f"no PostgreSQL at {POSTGRES_URL}: {' '.join(str(exc).split())}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why} (under CI the PostgreSQL tests must run)")
+        pytest.skip(why)
+    return POSTGRES_URL
+
+
+@contextmanager
+def _new_postgres_database(server: str) -> Iterator[str]:
+    """A database of its own (a random name), dropped at the end."""
+    import psycopg
+
+    name = f"chatd_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# Empties a migrated database as if it were new: creating a database per test
+# costs PostgreSQL 0.2-1 s of disk work, emptying one a few milliseconds.
+_EMPTY_AGAIN = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid();
+TRUNCATE users, rooms, memberships, messages RESTART IDENTITY CASCADE;
+INSERT INTO rooms (id, name, created_at) VALUES (1, '#general', 0);
+SELECT setval(pg_get_serial_sequence('rooms', 'id'), 1);
+"""
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[tuple[str, Any]]:
+    """This test run's own PostgreSQL database, migrated, with a connection to empty it."""
+    import psycopg
+
+    from chatd.storage import open_database
+
+    with _new_postgres_database(postgres_server) as url:
+        open_database(url).close()
+        with psycopg.connect(url, autocommit=True) as keeper:
+            yield url, keeper
+
+
+@pytest.fixture
+def chat_db(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The --db of this test: a SQLite file in its directory (created on first use), or
+    the run's PostgreSQL database, emptied for it (current schema, no rows, ids from 1)."""
+    if engine == "sqlite":
+        return str(tmp_path / "chat.db")
+    url, keeper = request.getfixturevalue("postgres_database")
+    keeper.execute(_EMPTY_AGAIN)
+    return str(url)
+
+
+@pytest.fixture
+def blank_db(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no schema yet: a SQLite file, or a new PostgreSQL database."""
+    if engine == "sqlite":
+        yield str(tmp_path / "chat.db")
+        return
+    with _new_postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +297,7 @@ def users_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path, users_file: Path) -> Iterator[Callable[..., RunningServer]]:
+def make_server(chat_db: str, users_file: Path) -> Iterator[Callable[..., RunningServer]]:
     """Start servers on free ports (all stopped at the end of the test)."""
     started: list[RunningServer] = []
 
@@ -204,7 +305,7 @@ def make_server(tmp_path: Path, users_file: Path) -> Iterator[Callable[..., Runn
         options: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": 0,
-            "db": tmp_path / "chat.db",
+            "db": chat_db,
             "users_file": users_file,
             "bcrypt_rounds": 4,
         }

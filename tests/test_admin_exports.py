@@ -9,12 +9,14 @@ import pytest
 
 from tests.admin_helpers import run, seed
 
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "chat.db"
-    seed(path)
-    return path
+def db(chat_db: str) -> str:
+    seed(chat_db)
+    return chat_db
 
 
 def test_export_history_writes_history_user_txt(db: Path, tmp_path: Path) -> None:

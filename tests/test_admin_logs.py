@@ -12,12 +12,14 @@ from chatd.storage import connect, messages, migrations, open_database, transact
 from chatd.storage.messages import Kind, NewMessage
 from tests.admin_helpers import run, seed
 
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "chat.db"
-    seed(path)
-    return path
+def db(chat_db: str) -> str:
+    seed(chat_db)
+    return chat_db
 
 
 def _bodies(db: Path, *args: str) -> list[str]:

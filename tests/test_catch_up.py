@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import RunningServer
+
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from chatd.line.commands import COMMANDS
 from chatd.storage import open_database, users
 from tests.conftest import RunningServer
+
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
 
 
 def test_seed_transcript(server: RunningServer) -> None:
@@ -81,9 +86,9 @@ def test_help_lists_every_command_with_a_description(server: RunningServer) -> N
             assert listed and len(listed[0].strip()) > len(entry.usage) + 3
 
 
-def test_admins_see_and_use_admin_commands(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_admins_see_and_use_admin_commands(make_server, chat_db) -> None:  # type: ignore[no-untyped-def]
     server = make_server()
-    with open_database(tmp_path / "chat.db") as conn:
+    with open_database(chat_db) as conn:
         users.set_role(conn, "admin", "admin")
     admin = server.login("admin", "admin123")
     admin.send("/help")

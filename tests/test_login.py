@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bcrypt
+import pytest
 
 from chatd import accounts
 from chatd.accounts import PasswordHasher
 from chatd.storage import open_database, users
 from tests.conftest import RunningServer
+
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
 
 
 def _failed_login_reply(server: RunningServer, username: str, password: str) -> list[str]:
@@ -22,9 +24,9 @@ def _failed_login_reply(server: RunningServer, username: str, password: str) -> 
 
 
 def test_failed_logins_get_the_same_reply_whatever_was_wrong(
-    server: RunningServer, tmp_path: Path
+    server: RunningServer, chat_db: str
 ) -> None:
-    with open_database(tmp_path / "chat.db") as conn:
+    with open_database(chat_db) as conn:
         users.set_disabled(conn, "carol", True)
     replies = {
         "unknown user": _failed_login_reply(server, "nobody", "pass123"),
@@ -81,8 +83,8 @@ class CountingHasher(PasswordHasher):
         super().waste_one_check()
 
 
-def test_every_kind_of_failed_login_costs_one_bcrypt_check(tmp_path: Path) -> None:
-    conn = open_database(tmp_path / "chat.db")
+def test_every_kind_of_failed_login_costs_one_bcrypt_check(chat_db: str) -> None:
+    conn = open_database(chat_db)
     hasher = PasswordHasher(4)
     accounts.import_users(conn, [("alice", "pass123"), ("carol", "pw")], hasher)
     users.set_disabled(conn, "carol", True)
@@ -97,15 +99,15 @@ def test_every_kind_of_failed_login_costs_one_bcrypt_check(tmp_path: Path) -> No
         assert counting.checks == 1, username
 
 
-def test_a_hash_of_another_cost_is_upgraded_at_login(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hash_of_another_cost_is_upgraded_at_login(make_server, chat_db: str) -> None:  # type: ignore[no-untyped-def]
     server = make_server(bcrypt_rounds=5)  # users.txt imported at cost 5
-    with open_database(tmp_path / "chat.db") as conn:
+    with open_database(chat_db) as conn:
         assert users.get(conn, "alice").password_hash.startswith("$2b$05$")
     server.stop()
     server = make_server(bcrypt_rounds=4)
     server.login("alice", "pass123").send("/users")
     server.stop()  # the upgrade is written before the server stops
-    with open_database(tmp_path / "chat.db") as conn:
+    with open_database(chat_db) as conn:
         alice = users.get(conn, "alice")
     assert alice.password_hash.startswith("$2b$04$")
     assert alice.last_login_at is not None

@@ -8,6 +8,9 @@ import pytest
 
 from tests.conftest import RunningServer, wait_for
 
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
+
 
 def _log_in_all(server: RunningServer) -> tuple:  # type: ignore[type-arg]
     return tuple(
@@ -228,12 +231,12 @@ def test_join_and_leave_notices_in_rooms_respect_quiet_joins_above(make_server) 
     assert "*** bob joined #dev" not in lines
 
 
-def test_retention_days_deletes_old_messages_at_start(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_retention_days_deletes_old_messages_at_start(make_server, chat_db) -> None:  # type: ignore[no-untyped-def]
     from chatd.clock import now_us
     from chatd.storage import messages, open_database, transaction
     from chatd.storage.messages import Kind, LogQuery, NewMessage
 
-    conn = open_database(tmp_path / "chat.db")
+    conn = open_database(chat_db)
     day = 86_400_000_000
     with transaction(conn):
         messages.insert_many(

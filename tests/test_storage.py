@@ -1,61 +1,91 @@
-"""The database: migrations, file mode, WAL, and history across restarts."""
+"""The database: migrations, file mode, WAL, and history across restarts.
+
+The migration and restart tests run on SQLite and on PostgreSQL (each has its
+own migrations folder: migrations/ and migrations/postgresql/).
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
-from chatd.storage import connect, migrations, open_database
+from chatd.storage import Connection, connect, engine_of, migrations, open_database
 from chatd.storage.migrations import MigrationError
 from tests.conftest import RunningServer
 
-
-def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE name != 'schema_migrations' ORDER BY name"
-    ).fetchall()
+pytestmark = pytest.mark.both_engines
 
 
-def test_migrations_apply_in_order_on_a_blank_database(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "blank.db")
+def _tables(conn: Connection) -> set[str]:
+    if engine_of(conn).name == "sqlite":
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {name for (name,) in rows}
+
+
+def _schema(conn: Connection) -> list[tuple[str, str]]:
+    if engine_of(conn).name == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE name != 'schema_migrations'"
+    else:
+        query = (
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name != 'schema_migrations'"
+            " UNION ALL SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        )
+    return sorted(conn.execute(query).fetchall())
+
+
+def _known(conn: Connection) -> list[migrations.Migration]:
+    return migrations.available(migrations.migrations_dir(engine_of(conn).migrations_folder))
+
+
+def test_migrations_apply_in_order_on_a_blank_database(blank_db: str) -> None:
+    conn = connect(blank_db)
     applied = migrations.migrate(conn)
-    known = migrations.available()
+    known = _known(conn)
     assert [m.version for m in applied] == [m.version for m in known]
     assert migrations.current_version(conn) == known[-1].version
-    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"users", "messages", "schema_migrations"} <= names
+    assert {"users", "rooms", "memberships", "messages", "schema_migrations"} <= _tables(conn)
     recorded = migrations.history(conn)
     assert [(v, n) for v, n, _ in recorded] == [(m.version, m.name) for m in known]
 
 
-def test_migrating_a_current_database_changes_nothing(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "chat.db")
+def test_both_engines_reach_the_same_schema_version() -> None:
+    sqlite, postgresql = (
+        migrations.available(),
+        migrations.available(migrations.migrations_dir("postgresql")),
+    )
+    assert sqlite[-1].version == postgresql[-1].version
+
+
+def test_migrating_a_current_database_changes_nothing(blank_db: str) -> None:
+    conn = connect(blank_db)
     migrations.migrate(conn)
     before = _schema(conn), migrations.history(conn)
     assert migrations.migrate(conn) == []
     assert (_schema(conn), migrations.history(conn)) == before
 
 
-def test_a_failing_migration_is_rolled_back(tmp_path: Path) -> None:
+def test_a_failing_migration_is_rolled_back(blank_db: str, tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0001_good.sql").write_text("CREATE TABLE a (x INTEGER);\n")
     (folder / "0002_bad.sql").write_text(
         "CREATE TABLE b (y INTEGER);\nINSERT INTO nowhere VALUES (1);\n"
     )
-    conn = connect(tmp_path / "chat.db")
+    conn = connect(blank_db)
     with pytest.raises(MigrationError, match=r"0002_bad\.sql"):
         migrations.migrate(conn, folder)
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = _tables(conn)
     assert "a" in tables and "b" not in tables
     assert migrations.current_version(conn) == 1
 
 
-def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
-    conn = open_database(tmp_path / "chat.db")
+def test_a_database_newer_than_the_code_is_refused(blank_db: str) -> None:
+    conn = open_database(blank_db)
     conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
     with pytest.raises(MigrationError, match="newer than this chatd"):
         migrations.migrate(conn)

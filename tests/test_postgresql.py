@@ -1,0 +1,117 @@
+"""PostgreSQL specifics: --db URLs, one clear line for every way connecting fails
+(for chatd serve and chatd-admin alike), and chatd's SQL in psycopg's placeholders.
+
+Everything else runs on both engines through the tests marked both_engines.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from chatd.storage.engines.postgresql import describe, to_pyformat
+from tests.admin_helpers import run
+from tests.conftest import TIMEOUT, free_port
+from tests.test_serve_command import chatd_command
+
+
+def test_placeholders_become_psycopgs_and_literals_stay_as_they_are() -> None:
+    assert to_pyformat("SELECT a FROM t WHERE b = ? AND c = ?") == (
+        "SELECT a FROM t WHERE b = %s AND c = %s"
+    )
+    assert to_pyformat("WHERE id > :after AND id <= :upto") == (
+        "WHERE id > %(after)s AND id <= %(upto)s"
+    )
+    # A time format's colons and a cast are not placeholders; % is escaped.
+    assert to_pyformat("to_char(x, 'HH24:MI:SS') || ?::text || '50%'") == (
+        "to_char(x, 'HH24:MI:SS') || %s::text || '50%%'"
+    )
+    assert to_pyformat("SELECT 'it''s :not ?' , :yes") == "SELECT 'it''s :not ?' , %(yes)s"
+
+
+def test_a_password_is_never_shown() -> None:
+    assert describe("postgresql://chat:s3cret@db.example:5432/chat") == (
+        "postgresql://chat:***@db.example:5432/chat"
+    )
+    assert describe("postgresql://chat@db/chat?password=s3cret&sslmode=require") == (
+        "postgresql://chat@db/chat?password=***&sslmode=require"
+    )
+    assert describe("postgresql://chat@db/chat") == "postgresql://chat@db/chat"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and then never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def _bad_urls(postgres_server: str, silent_port: int) -> dict[str, tuple[str, str]]:
+    """What is wrong -> (the --db URL, what the error line must say)."""
+    base = postgres_server.rsplit("/", 1)[0]
+    return {
+        "missing database": (
+            f"{base}/chatd_no_such_db",
+            'database "chatd_no_such_db" does not exist',
+        ),
+        "no server": (
+            f"postgresql://chat:s3cret-pw@127.0.0.1:{free_port()}/chat",
+            "Connection refused",
+        ),
+        "silent server": (
+            f"postgresql://chat@127.0.0.1:{silent_port}/chat?connect_timeout=2",
+            "timeout",
+        ),
+        "bad URL": ("postgresql://chat@127.0.0.1/chat?colour=blue", "bad database URL"),
+        "bad port": ("postgresql://chat@127.0.0.1:http/chat", 'invalid integer value "http"'),
+    }
+
+
+CASES = ["missing database", "no server", "silent server", "bad URL", "bad port"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_chatd_admin_says_what_is_wrong_in_one_line(
+    case: str, postgres_server: str, silent_port: int
+) -> None:
+    url, expected = _bad_urls(postgres_server, silent_port)[case]
+    result = run("list-users", "--db", url)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert expected in lines[0]
+    assert "s3cret-pw" not in result.output
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_chatd_serve_says_what_is_wrong_in_one_line(
+    case: str, postgres_server: str, silent_port: int
+) -> None:
+    url, expected = _bad_urls(postgres_server, silent_port)[case]
+    result = subprocess.run(
+        [*chatd_command(), "serve", "--port", "0", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and expected in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_chatd_db_from_the_environment_reaches_postgresql(
+    chat_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATD_DB", chat_db)
+    assert run("add-user", "zoe", "--password-stdin", input="zoe-pw\n").exit_code == 0
+    listed = run("list-users", "--json")
+    assert '"zoe"' in listed.output
+    assert run("migrate").output.strip() == "Schema version 4."
