@@ -62,14 +62,29 @@ class WorkerPool:
         try:
             while (item := self._jobs.get()) is not _STOP:
                 done, job, args = item
-                try:
-                    outcome: tuple[Any, BaseException | None] = (job(conn, *args), None)
-                except Exception as exc:
-                    outcome = (None, exc)
-                    conn = self._reconnect_if_lost(conn)
+                outcome, conn = self._do(conn, job, args)
                 self._hand_back(done, *outcome)
         finally:
             conn.close()
+
+    def _do(
+        self, conn: Connection, job: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[tuple[Any, BaseException | None], Connection]:
+        """(result, error) of `job(conn, *args)`, and the connection to use next.
+
+        The jobs only read (and hash), so a job that failed because the
+        connection was lost (PostgreSQL restarted) is run once more on a new one.
+        """
+        try:
+            return (job(conn, *args), None), conn
+        except Exception as exc:
+            fresh = self._reconnect_if_lost(conn)
+            if fresh is conn:
+                return (None, exc), conn
+        try:
+            return (job(fresh, *args), None), fresh
+        except Exception as exc:
+            return (None, exc), fresh
 
     def _reconnect_if_lost(self, conn: Connection) -> Connection:
         """A new connection if this one is gone (PostgreSQL restarted); else the same."""

@@ -14,7 +14,7 @@ import pytest
 
 from chatd.storage.engines.postgresql import describe, to_pyformat
 from tests.admin_helpers import run
-from tests.conftest import TIMEOUT, free_port
+from tests.conftest import TIMEOUT, RunningServer, free_port
 from tests.test_serve_command import chatd_command
 
 
@@ -115,3 +115,33 @@ def test_chatd_db_from_the_environment_reaches_postgresql(
     listed = run("list-users", "--json")
     assert '"zoe"' in listed.output
     assert run("migrate").output.strip() == "Schema version 4."
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_after_its_connections_are_cut_the_server_reconnects_and_lies_about_nothing(
+    server: RunningServer, chat_db: str
+) -> None:
+    import psycopg
+
+    alice = server.login("alice", "pass123")
+    alice.send("before")
+    alice.expect("^You said: before$")
+    with psycopg.connect(chat_db, autocommit=True) as admin:  # as a restart of PostgreSQL
+        cut = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'chatd'"
+        ).fetchone()
+    assert cut is not None and cut[0] >= 2  # the writer's and the readers'
+
+    alice.send("lost")
+    alice.expect("^Error: your message could not be saved")  # never a false "You said"
+    alice.send("after")
+    alice.expect("^You said: after$")
+    alice.send("/history")  # the readers reconnect too, and read again
+    alice.expect(r"alice: after$")
+    server.login("bob", "qwerty")  # so do the password checkers
+    with psycopg.connect(chat_db) as check:
+        bodies = [
+            body for (body,) in check.execute("SELECT body FROM messages WHERE kind = 'public'")
+        ]
+    assert bodies == ["before", "after"]

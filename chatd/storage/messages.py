@@ -149,7 +149,8 @@ def history_lines(conn: Connection, user_id: int, limit: int, *, utc: bool = Fal
 
 def iter_history_lines(conn: Connection, user_id: int, *, utc: bool = False) -> Iterator[str]:
     """A user's whole history, oldest first, streamed."""
-    rows = conn.execute(
+    rows = engine_of(conn).stream(
+        conn,
         f"SELECT {_line(engine_of(conn), utc=utc)} FROM messages"
         " WHERE (sender_id = :user AND kind IN ('public', 'private', 'announce'))"
         "    OR recipient_id = :user"
@@ -169,11 +170,13 @@ def iter_history_lines_of_everyone(
     through the indexes instead costs a random read per line (3.3 s for a
     million), which is what `export-history --all` would otherwise do.
     """
-    rows = conn.execute(
+    rows = engine_of(conn).stream(
+        conn,
         "SELECT sender_id,"
         " CASE WHEN recipient_id IS DISTINCT FROM sender_id THEN recipient_id END,"
         f" {_line(engine_of(conn), utc=utc)} FROM messages"
-        " WHERE kind IN ('public', 'private', 'announce') ORDER BY id"
+        " WHERE kind IN ('public', 'private', 'announce') ORDER BY id",
+        (),
     )
     return iter(rows)
 
@@ -364,8 +367,8 @@ def query(conn: Connection, q: LogQuery) -> Iterator[LogEntry]:
     # indexes.
     order = search_order if q.text is not None else "m.sent_at, m.id"
     if q.limit is None:
-        rows = conn.execute(f"SELECT {columns} FROM {tables}{where} ORDER BY {order}", params)
-        return map(_log_entry, rows)
+        query = f"SELECT {columns} FROM {tables}{where} ORDER BY {order}"
+        return map(_log_entry, engine.stream(conn, query, params))
     descending = order.replace(",", " DESC,") + " DESC"
     latest = conn.execute(
         f"SELECT {columns} FROM {tables}{where} ORDER BY {descending} LIMIT :limit", params
@@ -393,7 +396,8 @@ def iter_public_log_lines(
 ) -> Iterator[str]:
     """Every public message, announcement, join, leave and topic in [since, until), in
     order: of every room (those of rooms other than #general tagged), or of one."""
-    rows = conn.execute(
+    rows = engine_of(conn).stream(
+        conn,
         f"SELECT {_line(engine_of(conn), utc=utc)}{_public_log(room_id)} ORDER BY sent_at, id",
         {"since": since, "until": until, "room": room_id},
     )

@@ -81,6 +81,10 @@ class Engine:
         """Store message rows and index them for search; return their ids, in order."""
         raise NotImplementedError
 
+    def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
+        """The rows of a query that may return millions (exports), a few at a time."""
+        return iter(conn.execute(sql, parameters))  # SQLite steps through them as read
+
     def last_message_id(self, conn: Connection) -> int:
         """The newest message id ever handed out (0 for none), deleted ones included."""
         raise NotImplementedError

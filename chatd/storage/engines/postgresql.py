@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # How long connecting may take before a server that does not answer is reported
 # (a `connect_timeout` in the URL takes precedence).
 CONNECT_TIMEOUT_S = 5
+# Rows fetched at a time by PostgresConnection.stream.
+STREAM_CHUNK = 1000
 
 
 def describe(url: str) -> str:
@@ -118,6 +120,17 @@ class PostgresConnection:
         except psycopg.Error as exc:
             raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
         return cursor
+
+    def stream(self, sql: str, parameters: Any) -> Iterator[Any]:
+        """The rows of a query as the server sends them, a chunk at a time (psycopg
+        otherwise holds a whole result in memory: a million lines of an export)."""
+        import psycopg
+
+        size = STREAM_CHUNK if psycopg.pq.version() >= 170000 else 1  # chunks: libpq 17
+        try:
+            yield from self.raw.cursor().stream(to_pyformat(sql), parameters, size=size)
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
 
     def close(self) -> None:
         self.raw.close()
@@ -219,6 +232,9 @@ class PostgreSQLEngine(Engine):
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
+
+    def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
+        return cast(PostgresConnection, conn).stream(sql, parameters)
 
     def last_message_id(self, conn: Connection) -> int:
         row = conn.execute(
