@@ -52,8 +52,11 @@ def test_parse_users_names_the_bad_line(text: str, error: str) -> None:
         accounts.parse_users(text)
 
 
-def test_import_is_all_or_nothing_and_keeps_existing_passwords(tmp_path: Path) -> None:
-    conn = open_database(tmp_path / "chat.db")
+@pytest.mark.both_engines
+def test_import_is_all_or_nothing_and_keeps_existing_passwords(
+    tmp_path: Path, chat_db: str
+) -> None:
+    conn = open_database(chat_db)
     hasher = PasswordHasher(4)
     result = accounts.import_users(conn, [("alice", "first")], hasher)
     assert (result.added, result.existing) == (1, 0)

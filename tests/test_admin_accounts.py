@@ -14,12 +14,14 @@ from chatd.accounts import PasswordHasher
 from chatd.storage import open_database, users
 from tests.admin_helpers import run, seed
 
+# Run on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "chat.db"
-    seed(path)
-    return path
+def db(chat_db: str) -> str:
+    seed(chat_db)
+    return chat_db
 
 
 def _user(db: Path, name: str) -> users.User:
@@ -140,8 +142,8 @@ def _script(name: str) -> list[str]:
     return [str(Path(sys.executable).parent / name)]
 
 
-def test_console_scripts_run_as_subprocesses(tmp_path: Path) -> None:
-    env = {**os.environ, "CHATD_DB": str(tmp_path / "sub.db"), "CHATD_BCRYPT_ROUNDS": "4"}
+def test_console_scripts_run_as_subprocesses(tmp_path: Path, chat_db: str) -> None:
+    env = {**os.environ, "CHATD_DB": chat_db, "CHATD_BCRYPT_ROUNDS": "4"}
     (tmp_path / "users.txt").write_text("alice:pass123\nbob:qwerty\n")
     repo = Path(__file__).resolve().parent.parent
     imported = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_export_logs_writes_one_file_per_day_with_public_lines(db: Path, tmp_pat
     second = (tmp_path / "logs" / "2026-11-21.log").read_text()
     assert "secret" not in second  # private messages are not in the public log
     assert "*** alice left" in second
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York"])
+def test_export_logs_shows_local_times_or_utc(
+    zone: str, chat_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        seed(chat_db)  # its times are local: 09:00 on 2026-11-20 in `zone`
+        assert run("export-logs", "--db", chat_db).exit_code == 0
+        local = (tmp_path / "logs" / "2026-11-20.log").read_text().splitlines()
+        assert local[0] == "2026-11-20 09:00:00 *** alice joined"
+        assert run("export-logs", "--utc", "--out", "utc", "--db", chat_db).exit_code == 0
+        utc = (tmp_path / "utc" / "2026-11-20.log").read_text().splitlines()
+        expected = "03:30:00" if zone == "Asia/Kolkata" else "14:00:00"
+        assert utc[0] == f"2026-11-20 {expected} *** alice joined"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_export_logs_for_one_date_or_a_range(db: Path, tmp_path: Path) -> None:

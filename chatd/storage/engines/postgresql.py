@@ -183,14 +183,18 @@ def _use_local_time_zone(raw: psycopg.Connection[Any]) -> None:
 
 
 def local_zone() -> str:
-    """This process's time zone, by a name PostgreSQL knows: $TZ, else /etc/localtime's."""
-    zone = os.environ.get("TZ", "").removeprefix(":")
-    if zone:
+    """This process's time zone, by a name PostgreSQL knows: $TZ, else the zone that
+    /etc/localtime links to, else /etc/timezone's (Debian), else UTC."""
+    zone = os.environ.get("TZ", "").removeprefix(":") or os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in zone:  # a file of the zone database: its name is the rest
+        return zone.split("/zoneinfo/", 1)[1]
+    if not zone.startswith("/"):
         return zone
-    target = os.path.realpath("/etc/localtime")
-    if "/zoneinfo/" in target:
-        return target.split("/zoneinfo/", 1)[1]
-    return "UTC"
+    try:
+        with open("/etc/timezone", encoding="utf-8") as named:
+            return named.read().strip() or "UTC"
+    except OSError:
+        return "UTC"
 
 
 # --- the engine ----------------------------------------------------------------------
