@@ -34,12 +34,14 @@ from chatd.storage import (
     MigrationError,
     connect,
     describe,
+    is_url,
     messages,
     migrations,
     open_database,
     retention,
     rooms,
     transaction,
+    transfer,
     users,
 )
 from chatd.storage.messages import LogQuery, SearchSyntaxError
@@ -552,6 +554,52 @@ def forget_user(
         with transaction(conn):  # whatever came in meanwhile, and the account, at once
             deleted += retention.forget_user(conn, user.username)
     typer.echo(f"Forgot {user.username}: deleted the account and {deleted:,} messages.")
+
+
+# --- copying ------------------------------------------------------------------------
+
+
+@app.command("copy-db")
+def copy_db(
+    source: Annotated[str, typer.Argument(help="The chat to copy: a file or a postgresql:// URL.")],
+    target: Annotated[
+        str,
+        typer.Argument(help="The database to copy it into (a missing file is created)."),
+    ],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete the chat the target holds, then copy.")
+    ] = False,
+) -> None:
+    """Copy a whole chat (accounts and their hashes, rooms, memberships, messages and their
+    times) into another database, e.g. from chat.db into PostgreSQL."""
+    if source == target or (
+        not is_url(source)
+        and not is_url(target)
+        and Path(source).resolve() == Path(target).resolve()
+    ):
+        fail("SOURCE and TARGET are the same database", code=2)
+    with database(source) as src, database(target, create=True) as dst:
+        copied = transfer.census(src)
+        there = transfer.census(dst)
+        if not there.is_empty and not replace:
+            fail(
+                f"{describe(target)} already holds a chat ({there.users:,} accounts,"
+                f" {there.messages:,} messages): --replace deletes it and copies over it"
+            )
+        last_id = messages.last_id(src)
+        with transaction(dst), progress("Copying", total=copied.total) as advance:
+            if replace:
+                transfer.empty(dst)
+            for table in transfer.TABLES:
+                for chunk in transfer.read_chunks(src, table):
+                    transfer.write_chunk(dst, table, chunk)
+                    advance(len(chunk))
+            transfer.finish(dst, last_id)
+    typer.echo(
+        f"Copied {copied.users:,} accounts, {copied.rooms + 1:,} rooms,"
+        f" {copied.memberships:,} memberships and {copied.messages:,} messages"
+        f" to {describe(target)}."
+    )
 
 
 # --- schema ---------------------------------------------------------------------------

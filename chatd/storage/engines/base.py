@@ -85,6 +85,15 @@ class Engine:
         """The rows of a query that may return millions (exports), a few at a time."""
         return iter(conn.execute(sql, parameters))  # SQLite steps through them as read
 
+    def index_messages(self, conn: Connection, first_id: int, last_id: int) -> None:
+        """Index for search the messages from first_id to last_id, stored with their ids
+        given (a copy)."""
+
+    def continue_ids(self, conn: Connection, last_message_id: int) -> None:
+        """After rows were stored with their ids given (a copy): hand out new ids after
+        theirs, and no message id up to `last_message_id`."""
+        raise NotImplementedError
+
     def last_message_id(self, conn: Connection) -> int:
         """The newest message id ever handed out (0 for none), deleted ones included."""
         raise NotImplementedError

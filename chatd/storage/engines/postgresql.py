@@ -240,6 +240,16 @@ class PostgreSQLEngine(Engine):
     def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
         return cast(PostgresConnection, conn).stream(sql, parameters)
 
+    def continue_ids(self, conn: Connection, last_message_id: int) -> None:
+        for table in ("users", "rooms"):
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id))"
+                f" FROM {table} HAVING max(id) IS NOT NULL"
+            )
+        (stored,) = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
+        top = max(int(stored), last_message_id)
+        conn.execute("SELECT setval('messages_id_seq', ?, ?)", (max(top, 1), top > 0))
+
     def last_message_id(self, conn: Connection) -> int:
         row = conn.execute(
             "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM messages_id_seq"

@@ -79,6 +79,26 @@ class SQLiteEngine(Engine):
         )
         return range(first, last + 1)
 
+    def index_messages(self, conn: Connection, first_id: int, last_id: int) -> None:
+        conn.execute(
+            "INSERT INTO messages_fts (rowid, body)"
+            " SELECT id, body FROM messages WHERE id BETWEEN ? AND ?",
+            (first_id, last_id),
+        )
+
+    def continue_ids(self, conn: Connection, last_message_id: int) -> None:
+        # Accounts and rooms take max(id) + 1 by themselves; messages (AUTOINCREMENT)
+        # remember the highest id ever stored in sqlite_sequence.
+        raised = conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages'",
+            (last_message_id,),
+        )
+        if raised.rowcount == 0 and last_message_id > 0:
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
+                (last_message_id,),
+            )
+
     def last_message_id(self, conn: Connection) -> int:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
         return 0 if row is None else int(row[0])
