@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from chatd.storage.engines.postgresql import describe, to_pyformat
+from chatd.storage import engines
+from chatd.storage.engines import describe
+from chatd.storage.engines.postgresql import to_pyformat
 from tests.admin_helpers import run
 from tests.conftest import TIMEOUT, RunningServer, free_port
 from tests.test_serve_command import chatd_command
@@ -145,3 +148,14 @@ def test_after_its_connections_are_cut_the_server_reconnects_and_lies_about_noth
             body for (body,) in check.execute("SELECT body FROM messages WHERE kind = 'public'")
         ]
     assert bodies == ["before", "after"]
+
+
+def test_without_psycopg_a_url_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "chatd.storage.engines.postgresql", raising=False)
+    monkeypatch.delattr(engines, "postgresql", raising=False)
+    result = run("list-users", "--db", "postgresql://chat@127.0.0.1/chat")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: PostgreSQL support is not installed: pip install 'chatd[postgres]'\n"
+    )

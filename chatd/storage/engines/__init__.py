@@ -10,8 +10,10 @@ queries themselves are written once, in chatd/storage.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from chatd.storage.engines.base import (
     ConnectError,
@@ -52,12 +54,15 @@ def is_url(target: Path | str) -> bool:
 
 
 def describe(target: Path | str) -> str:
-    """The --db value as it may be shown to a user (never with a password)."""
-    if is_url(target):
-        from chatd.storage.engines import postgresql
-
-        return postgresql.describe(str(target))
-    return str(target)
+    """The --db value as it may be shown to a user: any password replaced by ***."""
+    if not is_url(target):
+        return str(target)
+    shown = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", str(target))
+    try:
+        password = urlsplit(shown).password
+    except ValueError:  # not a URL urllib can read: psycopg will say why
+        password = None
+    return shown.replace(f":{password}@", ":***@", 1) if password else shown
 
 
 def engine_of(conn: Connection) -> Engine:
@@ -75,8 +80,14 @@ def connect(target: Path | str, *, create: bool = True) -> Connection:
     administrator); raises DatabaseMissingError, ConnectError or the engine's error.
     """
     if is_url(target):
-        from chatd.storage.engines import postgresql
-
+        try:  # psycopg comes with the chatd[postgres] extra
+            from chatd.storage.engines import postgresql
+        except ModuleNotFoundError as exc:
+            if exc.name != "psycopg":
+                raise
+            raise ConnectError(
+                "PostgreSQL support is not installed: pip install 'chatd[postgres]'"
+            ) from None
         return postgresql.connect(str(target))
     from chatd.storage.engines import sqlite
 

@@ -16,9 +16,14 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from contextlib import contextmanager
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from chatd.storage.engines import describe
 from chatd.storage.engines.base import (
     ConnectError,
     Connection,
@@ -28,9 +33,6 @@ from chatd.storage.engines.base import (
     MessageRow,
 )
 
-if TYPE_CHECKING:
-    import psycopg
-
 log = logging.getLogger(__name__)
 
 # How long connecting may take before a server that does not answer is reported
@@ -38,18 +40,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5
 # Rows fetched at a time by PostgresConnection.stream.
 STREAM_CHUNK = 1000
-
-
-def describe(url: str) -> str:
-    """The URL as it may be shown: any password replaced by ***."""
-    shown = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
-    try:
-        password = urlsplit(shown).password
-    except ValueError:
-        password = None
-    if password:
-        shown = shown.replace(f":{password}@", ":***@", 1)
-    return shown
 
 
 def _one_line(exc: BaseException, url: str) -> str:
@@ -91,6 +81,17 @@ def to_pyformat(sql: str) -> str:
     return _TOKEN.sub(replace, sql)
 
 
+@contextmanager
+def _chatd_errors() -> Iterator[None]:
+    """psycopg's errors as chatd's, which the code above storage catches."""
+    try:
+        yield
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(str(exc).strip()) from exc
+    except psycopg.Error as exc:
+        raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
+
+
 class PostgresConnection:
     """A psycopg connection that speaks chatd's SQL (see the module's docstring)."""
 
@@ -98,39 +99,23 @@ class PostgresConnection:
         self.raw = raw
 
     def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
-        import psycopg
-
-        try:
-            if parameters is None:
+        with _chatd_errors():
+            if parameters is None:  # no placeholders to translate
                 return self.raw.execute(sql)
             return self.raw.execute(to_pyformat(sql), parameters)
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError(str(exc).strip()) from exc
-        except psycopg.Error as exc:
-            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
-        import psycopg
-
         cursor = self.raw.cursor()
-        try:
+        with _chatd_errors():
             cursor.executemany(to_pyformat(sql), parameters)
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError(str(exc).strip()) from exc
-        except psycopg.Error as exc:
-            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
         return cursor
 
     def stream(self, sql: str, parameters: Any) -> Iterator[Any]:
         """The rows of a query as the server sends them, a chunk at a time (psycopg
         otherwise holds a whole result in memory: a million lines of an export)."""
-        import psycopg
-
         size = STREAM_CHUNK if psycopg.pq.version() >= 170000 else 1  # chunks: libpq 17
-        try:
+        with _chatd_errors():
             yield from self.raw.cursor().stream(to_pyformat(sql), parameters, size=size)
-        except psycopg.Error as exc:
-            raise DatabaseError(str(exc).strip() or type(exc).__name__) from exc
 
     def close(self) -> None:
         self.raw.close()
@@ -150,13 +135,6 @@ class PostgresConnection:
 def connect(url: str) -> PostgresConnection:
     """Connect to the database a postgresql:// URL names; ConnectError says what is wrong."""
     try:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-    except ImportError:
-        raise ConnectError(
-            "PostgreSQL support is not installed: pip install 'chatd[postgres]'"
-        ) from None
-    try:
         options = conninfo_to_dict(url)
     except psycopg.Error as exc:
         raise ConnectError(f"bad database URL {describe(url)}: {_one_line(exc, url)}") from None
@@ -173,8 +151,6 @@ def connect(url: str) -> PostgresConnection:
 
 def _use_local_time_zone(raw: psycopg.Connection[Any]) -> None:
     """Render local times in this process's time zone, as SQLite's 'localtime' does."""
-    import psycopg
-
     zone = local_zone()
     try:
         raw.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
