@@ -25,7 +25,11 @@ class Migration:
     path: Path
 
     def statements(self) -> list[str]:
-        """The file's SQL, one complete statement at a time (triggers included)."""
+        """The file's SQL, one complete statement at a time (triggers included).
+
+        SQLite's parser finds where statements end in PostgreSQL's files too, as
+        long as they quote no `;` inside $$ bodies (they use SQL-standard bodies).
+        """
         statements, pending = [], ""
         for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True):
             pending += line
