@@ -98,9 +98,10 @@ def _cases(
         Case("fanout-rate", "40k/s", fan(100, 100, 40, rate=40_000)),
         Case("pingpong", "50", lambda peer: scenarios.pingpong(peer, 50, 200)),
         # A room's message costs its members, not everyone online: the same 10
-        # talkers in a room of 10 among 1,000 online, in #general with 1,000
-        # online, and in #general with only themselves online.
+        # talkers in a room of 10 among 1,000 online, in that room with nobody
+        # else online, in #general with 1,000 online, and in #general alone.
         Case("room-fanout", "#small 10 of 1000", rooms(1000, 10, 500, "#small"), CHATD),
+        Case("room-fanout", "#small 10 of 10", rooms(10, 10, 500, "#small"), CHATD),
         Case("room-fanout", "#general 1000", rooms(1000, 10, 100, None), CHATD),
         Case("room-fanout", "#general 10", rooms(10, 10, 500, None), CHATD),
         Case("capacity", "10000", lambda peer: scenarios.capacity(peer, 10_000)),
@@ -240,11 +241,17 @@ def chart(results: Results, chosen_peers: list[str], path: Path) -> bool:
          [c for c in results.runs if c.startswith(("fanout", "pingpong"))]),
     ]  # fmt: skip
     panels = [panel for panel in panels if panel[2]]
+    if not panels:  # nothing compared across servers (storage, room-fanout...)
+        return False
     figure, axes = plt.subplots(
-        1, len(panels), figsize=(14, 4.5), width_ratios=[len(p[2]) for p in panels]
+        1,
+        len(panels),
+        figsize=(14, 4.5),
+        width_ratios=[len(p[2]) for p in panels],
+        squeeze=False,
     )
     width = 0.8 / len(chosen_peers)
-    for axis, (title, figure_name, cases) in zip(axes, panels, strict=True):
+    for axis, (title, figure_name, cases) in zip(axes[0], panels, strict=True):
         for index, peer in enumerate(chosen_peers):
             xs = [i + index * width for i in range(len(cases))]
             values = [results.median(case, peer, figure_name) for case in cases]
