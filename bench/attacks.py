@@ -257,17 +257,21 @@ def silent() -> Outcome:
 IDLE_LIMIT_S = 90.0  # the longest an idle-connection attack waits for anything
 
 
-def _idle_sockets(port: int, addresses: Sequence[str], each: int) -> list[socket.socket]:
-    """`each` connections from every address, opened in turn, that never send a byte."""
+def _idle_sockets(
+    port: int, addresses: Sequence[str], each: int, says: bytes = b""
+) -> list[socket.socket]:
+    """`each` connections from every address, opened in turn, that say `says` (nothing,
+    or a username) and then nothing more."""
     sockets = []
     for _ in range(each):
         for address in addresses:
             with contextlib.suppress(OSError):
-                sockets.append(
-                    socket.create_connection(
-                        ("127.0.0.1", port), timeout=TIMEOUT, source_address=(address, 0)
-                    )
+                sock = socket.create_connection(
+                    ("127.0.0.1", port), timeout=TIMEOUT, source_address=(address, 0)
                 )
+                sockets.append(sock)
+                if says:
+                    sock.sendall(says)
     return sockets
 
 
@@ -314,10 +318,10 @@ def _honest_logins(port: int, count: int = 20) -> tuple[Latency, list[str]]:
     return Latency.of(times), refused
 
 
-def _idle_attack(addresses: Sequence[str], each: int) -> Outcome:
+def _idle_attack(addresses: Sequence[str], each: int, says: bytes = b"") -> Outcome:
     with _server(60) as server, _observed(server) as observer:
         opened = time.monotonic()
-        idle = _idle_sockets(server.port, addresses, each)
+        idle = _idle_sockets(server.port, addresses, each, says)
         attempted = len(addresses) * each
         took = time.monotonic() - opened
         time.sleep(0.5)  # refusals are a line and a close: let them arrive
@@ -339,11 +343,12 @@ def _idle_attack(addresses: Sequence[str], each: int) -> Outcome:
         for sock in idle:
             sock.close()
         why = Counter(answer.split(";")[0] for answer in refused)
+        what = "send a username, then nothing" if says else "never send a byte"
         return Outcome(
-            f"{attempted:,} connections that never send a byte, from {len(addresses)} addresses;"
+            f"{attempted:,} connections that {what}, from {len(addresses)} addresses;"
             f" meanwhile 20 logins from another",
-            "--silent-deadline-s 20, --max-connections 1000 (the oldest silent connection of the"
-            " busiest address makes room)",
+            "--silent-deadline-s 20, --login-deadline-s 60, --max-connections 1000 (the oldest"
+            " silent connection of the busiest address makes room)",
             f"{accepted} of {attempted} idle connections open after {took:.1f} s; honest logins:"
             f" {logins.count} of 20 in ({logins.p50_ms:.1f} / {logins.p99_ms:.1f} ms p50 / p99),"
             f" {len(refused)} refused {dict(why) or ''}; a login gets in {let_in};"
@@ -361,6 +366,13 @@ def idle_lockout() -> Outcome:
 @attack("idle-full")
 def idle_full() -> Outcome:
     return _idle_attack([f"127.0.0.{10 + n}" for n in range(20)], 50)
+
+
+@attack("stalled-logins")
+def stalled_logins() -> Outcome:
+    """Like idle-full, but each connection sends a username: no longer silent, so
+    nothing makes room for a newcomer until the login deadline."""
+    return _idle_attack([f"127.0.0.{10 + n}" for n in range(20)], 50, says=b"user1\n")
 
 
 @attack("class")
