@@ -2,11 +2,14 @@
 
     python bench/attacks.py            # every attack, a table at the end
     python bench/attacks.py flood kill # some of them
+    python bench/attacks.py idle-lockout --baseline af5ed5f   # the same on an older build
 
 Each attack runs against a fresh `chatd serve` (default settings unless
 the table says otherwise) while an observer pair of users chats, and
 reports what the server did and how the observers' latency looked. The
-figures go into docs/reliability.md.
+figures go into docs/reliability.md. Everything stays on loopback (other
+source addresses are other addresses of 127/8) and every attack stops by
+itself.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from common import TIMEOUT, ChatdServer, LineClient, Observer, threads
+import builds
+from common import TIMEOUT, ChatdServer, Latency, LineClient, Observer, chatd_command, threads
 
 SPEAKERS = [(f"user{i}", f"pw{i}") for i in range(50, 55)]  # 5 x 4 lines/s: 20 probes/s
 LISTENER = ("user55", "pw55")
@@ -39,6 +44,23 @@ class Outcome:
 
 
 ATTACKS: dict[str, Callable[[], Outcome]] = {}
+
+
+@dataclass
+class Target:
+    """The chatd under attack: the one installed here, or another build (--baseline)."""
+
+    command: list[str] | None = None
+
+
+TARGET = Target()
+
+
+def _server(users: int, flags: Sequence[str] = (), **options: int) -> ChatdServer:
+    """A fresh `chatd serve` of the target build, with the flags of `flags` it has."""
+    command = TARGET.command or chatd_command()
+    understood = builds.understood(command, flags)
+    return ChatdServer(users, flags=understood, command=command, **options)
 
 
 def attack(name: str) -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
@@ -60,7 +82,7 @@ def _until_min_seconds(started: float) -> None:
 
 @attack("long-line")
 def long_line() -> Outcome:
-    with ChatdServer(users=60) as server, _observed(server) as observer:
+    with _server(60) as server, _observed(server) as observer:
         before = server.rss_kib()
         client = LineClient(server.port)
         client.login("user2", "pw2")
@@ -85,7 +107,7 @@ def long_line() -> Outcome:
 
 @attack("garbage")
 def garbage() -> Outcome:
-    with ChatdServer(users=60) as server, _observed(server) as observer:
+    with _server(60) as server, _observed(server) as observer:
         generator = random.Random(7)
         started = time.monotonic()
         sent = 0
@@ -116,7 +138,7 @@ def garbage() -> Outcome:
 
 @attack("escapes")
 def escapes() -> Outcome:
-    with ChatdServer(users=60) as server, _observed(server) as observer:
+    with _server(60) as server, _observed(server) as observer:
         started = time.monotonic()
         attacker, victim = LineClient(server.port), LineClient(server.port)
         attacker.login("user2", "pw2")
@@ -135,7 +157,7 @@ def escapes() -> Outcome:
 
 @attack("flood")
 def flood() -> Outcome:
-    with ChatdServer(users=60) as server, _observed(server) as observer:
+    with _server(60) as server, _observed(server) as observer:
         flooder = LineClient(server.port)
         flooder.login("user2", "pw2")
         started = time.monotonic()
@@ -161,7 +183,7 @@ def brute_force() -> Outcome:
     """Guess one account's password from 20 connections at once for 30 s; then the
     owner tries to log in."""
     flags = ["--throttle-forget-s", "10"]
-    with ChatdServer(users=60, flags=flags) as server, _observed(server) as observer:
+    with _server(60, flags) as server, _observed(server) as observer:
         answers: list[str] = []
         lock = threading.Lock()
         deadline = time.monotonic() + 30
@@ -206,7 +228,7 @@ def _try_login(port: int, username: str, password: str) -> str:
 def silent() -> Outcome:
     flags = ["--silent-deadline-s", "3", "--max-per-address", "2000",
              "--max-connections", "3000"]  # fmt: skip
-    with ChatdServer(users=60, flags=flags) as server, _observed(server) as observer:
+    with _server(60, flags) as server, _observed(server) as observer:
         before = server.rss_kib()
         sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1000)]
         connected = time.monotonic()
@@ -230,10 +252,179 @@ def silent() -> Outcome:
         )
 
 
+# --- connections that never log in, and the logins they must not keep out -----------
+
+IDLE_LIMIT_S = 90.0  # the longest an idle-connection attack waits for anything
+
+
+def _idle_sockets(
+    port: int, addresses: Sequence[str], each: int, says: bytes = b""
+) -> list[socket.socket]:
+    """`each` connections from every address, opened in turn, that say `says` (nothing,
+    or a username) and then nothing more."""
+    sockets = []
+    for _ in range(each):
+        for address in addresses:
+            with contextlib.suppress(OSError):
+                sock = socket.create_connection(
+                    ("127.0.0.1", port), timeout=TIMEOUT, source_address=(address, 0)
+                )
+                sockets.append(sock)
+                if says:
+                    sock.sendall(says)
+    return sockets
+
+
+def _still_open(sockets: Sequence[socket.socket]) -> list[socket.socket]:
+    """The sockets the server has not closed (read what it sent; an end means closed)."""
+    alive = []
+    for sock in sockets:
+        sock.setblocking(False)
+        try:
+            while sock.recv(65536):
+                pass
+        except BlockingIOError:
+            alive.append(sock)
+        except OSError:
+            pass
+    return alive
+
+
+def _timed_login(port: int, number: int, timeout: float = TIMEOUT) -> tuple[str, float]:
+    """An honest user logs in from 127.0.0.1: the answer and how long it took."""
+    started = time.monotonic()
+    try:
+        client = LineClient(port, timeout=timeout)
+    except OSError as exc:
+        return f"(cannot connect: {exc})", time.monotonic() - started
+    try:
+        answer = client.login(f"user{number}", f"pw{number}")
+    except OSError:
+        answer = "(closed)"
+    finally:
+        client.close()
+    return answer, time.monotonic() - started
+
+
+def _honest_logins(port: int, count: int = 20) -> tuple[Latency, list[str]]:
+    """`count` logins one after the other: their times, and the answers that refused."""
+    times, refused = [], []
+    for n in range(count):
+        answer, seconds = _timed_login(port, 2 + n)
+        if answer.startswith("Welcome"):
+            times.append(seconds)
+        else:
+            refused.append(answer)
+    return Latency.of(times), refused
+
+
+def _idle_attack(addresses: Sequence[str], each: int, says: bytes = b"") -> Outcome:
+    with _server(60) as server, _observed(server) as observer:
+        opened = time.monotonic()
+        idle = _idle_sockets(server.port, addresses, each, says)
+        attempted = len(addresses) * each
+        took = time.monotonic() - opened
+        time.sleep(0.5)  # refusals are a line and a close: let them arrive
+        accepted = len(_still_open(idle))
+        logins, refused = _honest_logins(server.port)
+        let_in = "at once"
+        if refused:  # how long until the idle connections stop keeping honest users out
+            while time.monotonic() - opened < IDLE_LIMIT_S:
+                if _timed_login(server.port, 30)[0].startswith("Welcome"):
+                    let_in = f"{time.monotonic() - opened:.0f} s after the attack began"
+                    break
+                time.sleep(1)
+            else:
+                let_in = f"not within {IDLE_LIMIT_S:.0f} s"
+        while _still_open(idle) and time.monotonic() - opened < IDLE_LIMIT_S:
+            time.sleep(0.5)
+        left = len(_still_open(idle))
+        closed_after = time.monotonic() - opened
+        for sock in idle:
+            sock.close()
+        why = Counter(answer.split(";")[0] for answer in refused)
+        what = "send a username, then nothing" if says else "never send a byte"
+        return Outcome(
+            f"{attempted:,} connections that {what}, from {len(addresses)} addresses;"
+            f" meanwhile 20 logins from another",
+            "--silent-deadline-s 20, --login-deadline-s 60, --max-connections 1000 (the oldest"
+            " silent connection of the busiest address makes room)",
+            f"{accepted} of {attempted} idle connections open after {took:.1f} s; honest logins:"
+            f" {logins.count} of 20 in ({logins.p50_ms:.1f} / {logins.p99_ms:.1f} ms p50 / p99),"
+            f" {len(refused)} refused {dict(why) or ''}; a login gets in {let_in};"
+            f" the idle ones {'all' if not left else f'all but {left}'} closed"
+            f" {closed_after:.0f} s after opening",
+            str(observer.take()),
+        )
+
+
+@attack("idle-lockout")
+def idle_lockout() -> Outcome:
+    return _idle_attack(["127.0.0.2", "127.0.0.3"], 50)
+
+
+@attack("idle-full")
+def idle_full() -> Outcome:
+    return _idle_attack([f"127.0.0.{10 + n}" for n in range(20)], 50)
+
+
+@attack("stalled-logins")
+def stalled_logins() -> Outcome:
+    """Like idle-full, but each connection sends a username: no longer silent, so
+    nothing makes room for a newcomer until the login deadline."""
+    return _idle_attack([f"127.0.0.{10 + n}" for n in range(20)], 50, says=b"user1\n")
+
+
+@attack("class")
+def class_logs_in() -> Outcome:
+    """A class of 200 behind 4 addresses: everyone connects, then everyone logs in."""
+    size, first = 200, 100  # accounts user100 ... user299
+    addresses = [f"127.0.0.{40 + n}" for n in range(4)]
+    with _server(first + size, bcrypt_rounds=12) as server, _observed(server) as observer:
+        observer.take()
+        clients = []
+        for n in range(size):
+            client = LineClient(server.port, timeout=IDLE_LIMIT_S, source=addresses[n % 4])
+            clients.append(client)
+        started = time.monotonic()
+        answers: list[tuple[str, float]] = []
+        lock = threading.Lock()
+
+        def log_in(number: int, client: LineClient) -> None:
+            try:
+                answer = client.login(f"user{number}", f"pw{number}")
+            except OSError:
+                answer = "(closed)"
+            with lock:
+                answers.append((answer, time.monotonic() - started))
+
+        workers = [
+            threading.Thread(target=log_in, args=(first + n, c), daemon=True)
+            for n, c in enumerate(clients)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.1, started + IDLE_LIMIT_S + 5 - time.monotonic()))
+        welcomed = [seconds for answer, seconds in answers if answer.startswith("Welcome")]
+        refused = Counter(a.split(";")[0] for a, _ in answers if not a.startswith("Welcome"))
+        for client in clients:
+            client.close()
+        last = f"the last Welcome {max(welcomed):.1f} s after they began" if welcomed else ""
+        return Outcome(
+            f"a class: {size} clients from 4 addresses connect at once, then all log in"
+            " (bcrypt cost 12)",
+            "--max-per-address 50, --max-connections 1000, --login-deadline-s 60 (bcrypt waits"
+            " not counted)",
+            f"{len(welcomed)} of {size} logged in, {last}; refused: {dict(refused) or 0}",
+            str(observer.take()),
+        )
+
+
 @attack("no-reader")
 def no_reader() -> Outcome:
     with (
-        ChatdServer(users=60, flags=["--rate-per-second", "0"]) as server,
+        _server(60, ["--rate-per-second", "0"]) as server,
         _observed(server) as observer,
     ):
         sleepers = []
@@ -280,7 +471,7 @@ def _closed(sock: socket.socket) -> bool:
 
 @attack("connection-flood")
 def connection_flood() -> Outcome:
-    with ChatdServer(users=60) as server, _observed(server) as observer:
+    with _server(60) as server, _observed(server) as observer:
         opened, refused = [], 0
         started = time.monotonic()
         for _ in range(300):
@@ -304,7 +495,7 @@ def connection_flood() -> Outcome:
 
 @attack("login-storm")
 def login_storm() -> Outcome:
-    with ChatdServer(users=60, bcrypt_rounds=12) as server, _observed(server) as observer:
+    with _server(60, bcrypt_rounds=12) as server, _observed(server) as observer:
         observer.take()
         results: list[str] = []
 
@@ -331,7 +522,7 @@ def login_storm() -> Outcome:
 
 
 def _durability(sig: signal.Signals) -> Outcome:
-    with ChatdServer(users=8, flags=["--rate-per-second", "0"]) as server:
+    with _server(8, ["--rate-per-second", "0"]) as server:
         acknowledged: list[str] = []
         sent: list[str] = []
         lock = threading.Lock()
@@ -393,7 +584,14 @@ def sigterm() -> Outcome:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", choices=[*ATTACKS, []], help="attacks to run")
-    names = parser.parse_args().names or list(ATTACKS)
+    parser.add_argument(
+        "--baseline", metavar="REVISION", help="attack chatd as it was at REVISION instead"
+    )
+    options = parser.parse_args()
+    if options.baseline:
+        TARGET.command = builds.checkout(options.baseline).chatd
+        print(f"attacking chatd@{options.baseline}: {' '.join(TARGET.command)}")
+    names = options.names or list(ATTACKS)
     outcomes = []
     for name in names:
         print(f"-- {name}", flush=True)

@@ -71,15 +71,17 @@ class ChatdServer:
         bcrypt_rounds: int = 4,
         directory: Path | None = None,
         db: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
-        """`users` accounts are imported at start, unless an existing `db` is given."""
+        """`users` accounts are imported at start, unless an existing `db` is given;
+        `command` runs another build's `chatd` (bench/builds.py) instead of this one."""
         self.directory = directory or Path(tempfile.mkdtemp(prefix="chatd-bench-"))
         self.db = db or self.directory / "chat.db"
         users_file = self.directory / "users.txt"
         if db is None:
             write_users(users_file, users)
         command = [
-            *chatd_command(), "serve", "--host", "127.0.0.1", "--port", "0",
+            *(command or chatd_command()), "serve", "--host", "127.0.0.1", "--port", "0",
             "--db", str(self.db), "--users-file", str(users_file), "--log-level", "WARNING",
             *flags,
         ]  # fmt: skip
@@ -120,8 +122,16 @@ class ChatdServer:
 class LineClient:
     """A blocking line client for load and attacks."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = TIMEOUT,
+        *,
+        source: str | None = None,  # a source address, e.g. 127.0.0.2 (all of 127/8 is loopback)
+    ) -> None:
+        bind = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=bind)
         self._buffer = b""
 
     def send_line(self, text: str) -> None:

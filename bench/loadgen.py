@@ -93,6 +93,7 @@ class Client:
     tail: bytes = b""  # the end of the last read
     ready: bool = False
     received: int = 0  # messages from others
+    bytes_received: int = 0  # everything read while a Fanout ran
     acks: int = 0
     sent: int = 0  # messages said
     sample: bool = False  # parse every line
@@ -159,6 +160,48 @@ def connect_all(
     return clients
 
 
+def join(clients: Iterable[Client], room: str, timeout: float = 60.0) -> None:
+    """Make `room` each client's current room (`/join`, chat dialect only); return once
+    every one has been told `Now talking in ROOM` and what came with it was read."""
+    answer = f"Now talking in {room}".encode()
+    selector = selectors.DefaultSelector()
+    waiting = 0
+    for client in clients:
+        client.sock.setblocking(True)
+        client.sock.sendall(f"/join {room}\n".encode())
+        client.sock.setblocking(False)
+        selector.register(client.sock, selectors.EVENT_READ, client)
+        waiting += 1
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for key, _ in selector.select(timeout=1.0):
+            client = key.data
+            data = client.sock.recv(_LOGIN_READ)
+            if not data:
+                raise ConnectionError(f"client {client.number} was closed while joining")
+            if answer in client.pending + data:
+                client.pending = b""
+                selector.unregister(client.sock)
+                waiting -= 1
+            else:
+                client.pending = (client.pending + data)[-4096:]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{waiting} clients still joining {room}")
+    selector.close()
+
+
+def leftover(client: Client) -> tuple[int, int]:
+    """What is waiting to be read, now: its bytes, and the messages among them."""
+    size = marks = 0
+    try:
+        while read := client.sock.recv_into(_SCRATCH):
+            size += read
+            marks += _SCRATCH.count(MARK, 0, read)
+    except BlockingIOError:
+        pass
+    return size, marks
+
+
 def drain(client: Client) -> None:
     """Read and forget whatever is waiting (welcome text, join notices)."""
     try:
@@ -183,9 +226,14 @@ class Fanout:
         samples: int = 2,
         rate: float | None = None,
         min_round_s: float = 0.0,
+        audience: list[Client] | None = None,
     ) -> None:
         self.clients = clients
         self.senders = clients[:senders]
+        # Who should receive each message (all clients: everyone is in one room);
+        # every other client is still read, and should receive none.
+        self.audience = clients if audience is None else audience
+        self._in_audience = {client.number for client in self.audience}
         self.messages = messages
         self.dialect = dialect
         self.window = window
@@ -194,11 +242,13 @@ class Fanout:
         self._buffer = bytearray(READ_SIZE)  # every read lands here: no allocation per read
         self.tally = Tally()
         # Sample recipients from both the senders and the others.
-        step = max(1, len(clients) // samples)
-        for client in clients[::step][:samples]:
+        step = max(1, len(self.audience) // samples)
+        for client in self.audience[::step][:samples]:
             client.sample = True
 
     def expected_per_client(self, client: Client) -> int:
+        if client.number not in self._in_audience:
+            return 0
         own = self.messages if client in self.senders else 0
         return len(self.senders) * self.messages - own
 
@@ -270,6 +320,7 @@ class Fanout:
             raise ConnectionError(f"client {client.number} was disconnected")
         if self.dialect.quick_ack:
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        client.bytes_received += size
         data = self._buffer
         arrived = _count(data, size, MARK, client.tail)
         if self.dialect.echo:

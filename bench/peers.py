@@ -1,5 +1,9 @@
 """The servers a benchmark compares: chatd, ngIRCd and the floor, each in a subprocess.
 
+`chatd@REV` is chatd as it was at revision REV (bench/builds.py), run the
+same way as the current one, so a change can be measured against what came
+before it in the same run.
+
 Each is started on 127.0.0.1 (optionally pinned to a CPU with taskset) and
 exposes the same small interface: `port`, `pid`, `dialect`, `rss_kib()`,
 `stop()`.
@@ -16,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+import builds
 import loadgen
-from common import ChatdServer, pinned, rss_kib
+from common import ChatdServer, chatd_command, pinned, rss_kib
 
 BENCH = Path(__file__).resolve().parent
 
@@ -56,16 +61,22 @@ class Chatd:
     """chatd with every limit opened up for load (rate limiting off: SPEC §4)."""
 
     name = "chatd"
+    build: builds.Build | None = None  # None: the chatd installed beside this script
     dialect = loadgen.CHAT
     connect_wave = 500  # its listen backlog is 1024
 
     def __init__(self, users: int, cpu: int | None, *, bcrypt_rounds: int = 4) -> None:
-        flags = [
+        command = chatd_command() if self.build is None else self.build.chatd
+        # Each build gets the options it has: older ones bound logins in progress
+        # (--max-pending-logins), newer ones close silent connections instead.
+        flags = builds.understood(command, [
             "--rate-per-second", "0", "--max-connections", "20000",
             "--max-per-address", "20000", "--silent-deadline-s", "300",
-            "--login-deadline-s", "300",
-        ]  # fmt: skip
-        self.server = ChatdServer(users, flags=flags, cpu=cpu, bcrypt_rounds=bcrypt_rounds)
+            "--max-pending-logins", "20000", "--login-deadline-s", "300",
+        ])  # fmt: skip
+        self.server = ChatdServer(
+            users, flags=flags, cpu=cpu, bcrypt_rounds=bcrypt_rounds, command=command
+        )
         self.port, self.pid = self.server.port, self.server.pid
 
     def rss_kib(self) -> int:
@@ -160,8 +171,24 @@ class Floor:
         self.process.wait(10)
 
 
-PEERS = {"chatd": Chatd, "ngircd": Ngircd, "floor": Floor}
+PEERS: dict[str, type[Chatd | Ngircd | Floor]] = {
+    "chatd": Chatd, "ngircd": Ngircd, "floor": Floor,
+}  # fmt: skip
+
+
+def peer_class(name: str) -> type[Chatd | Ngircd | Floor]:
+    """The class that starts the peer called `name`; `chatd@REV` is checked out and
+    installed first, if it is not yet."""
+    if name in PEERS:
+        return PEERS[name]
+    base, _, revision = name.partition("@")
+    if base != "chatd" or not revision:
+        raise ValueError(f"unknown peer {name!r}: chatd, chatd@REVISION, ngircd or floor")
+    build = builds.checkout(revision)
+    return type(f"Chatd@{revision}", (Chatd,), {"name": name, "build": build})
 
 
 def available(name: str) -> bool:
+    if name.startswith("chatd@"):
+        return builds.exists(name.partition("@")[2])
     return name != "ngircd" or bool(shutil.which("ngircd") or Path("/usr/sbin/ngircd").exists())

@@ -1,14 +1,18 @@
 """chatd's benchmark suite: chatd, ngIRCd and the floor server on the same work, in one run.
 
-    python bench/run.py                      # everything: 5 runs, every peer (about 15 min)
+    python bench/run.py                      # everything: 5 runs, every peer (about 25 min)
     python bench/run.py --quick              # small sizes, one run (a minute at most)
     python bench/run.py fanout pingpong --runs 3 --peers chatd,ngircd
+    python bench/run.py fanout --peers chatd,chatd@af5ed5f   # against an older build
 
 The server runs pinned to CPU 0 and this process, the load generator, to
 CPU 1 (capacity leaves the server free: logins are bcrypt work on every
 core). Runs are interleaved (run 1 of every peer, then run 2, ...), ratios
 chatd/peer are taken run by run and their median reported, like every other
-figure. Results go to bench/results/latest.json (and a dated copy), and a
+figure. A peer `chatd@REV` is chatd as it was at revision REV, checked out
+and installed in bench/results/builds/ (bench/builds.py); with one, the
+`migration` case times the current `chatd-admin migrate` of a database that
+build made. Results go to bench/results/latest.json (and a dated copy), and a
 chart of deliveries and latency to bench/results/chart.png.
 """
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import builds
 import irc_peer
 import peers
 import scenarios
@@ -40,7 +45,10 @@ class Case:
     scenario: str
     label: str
     run: Callable[[type[Any] | None], scenarios.Figures]
-    peers: tuple[str, ...] = ("chatd", "ngircd", "floor")
+    peers: tuple[str, ...] = ("chatd", "chatd@", "ngircd", "floor")  # chatd@: other builds
+
+    def takes(self, peer: str) -> bool:
+        return peer in self.peers or ("chatd@" in self.peers and peer.startswith("chatd@"))
 
 
 @dataclass(frozen=True)
@@ -53,19 +61,38 @@ class Target:
     ratio_to: str | None = None  # compare chatd/<peer> instead of chatd's figure
 
 
-def _cases(quick: bool, database: Callable[[], Path]) -> list[Case]:
+CHATD_BUILDS = ("chatd", "chatd@")
+CHATD = ("chatd",)  # scenarios that need what only the current build has (rooms, its storage)
+
+
+def _cases(
+    quick: bool, database: Callable[[builds.Build | None], Path], baselines: list[builds.Build]
+) -> list[Case]:
     def fan(c: int, s: int, m: int, rate: float | None = None) -> Callable[[Any], Any]:
         return lambda peer: scenarios.fanout(peer, c, s, m, rate=rate)
 
+    def rooms(c: int, t: int, m: int, room: str | None) -> Callable[[Any], Any]:
+        return lambda _: scenarios.room_fanout(c, t, m, room)
+
+    def migrate(build: builds.Build) -> Case:
+        def run(_: Any) -> scenarios.Figures:
+            return scenarios.migration(database(build))
+
+        return Case("migration", f"{size} from chatd@{build.revision}", run, CHATD)
+
+    size = "5k" if quick else "1M"
     if quick:  # seconds, for the smoke test: the figures mean little at this size
         return [
             Case("fanout", "10x5x10", fan(10, 5, 10)),
             Case("fanout-rate", "1k/s", fan(10, 10, 5, rate=1_000)),
             Case("pingpong", "5", lambda peer: scenarios.pingpong(peer, 5, 10)),
+            Case("room-fanout", "#small 3 of 20", rooms(20, 3, 10, "#small"), CHATD),
             Case("capacity", "50", lambda peer: scenarios.capacity(peer, 50)),
-            Case("logins", "cost 4", lambda _: scenarios.logins(1, rounds=4), ("chatd",)),
-            Case("storage", "5k", lambda _: scenarios.storage(database(), 10), ("chatd",)),
-        ]
+            Case("logins", "cost 4", lambda peer: scenarios.logins(peer, 1, rounds=4),
+                 CHATD_BUILDS),
+            Case("storage", "5k", lambda _: scenarios.storage(database(None), 10, 3), CHATD),
+            *(migrate(build) for build in baselines),
+        ]  # fmt: skip
     return [
         Case("fanout", "100x100x200", fan(100, 100, 200)),
         Case("fanout", "1000x10x100", fan(1000, 10, 100)),
@@ -84,10 +111,19 @@ def _cases(quick: bool, database: Callable[[], Path]) -> list[Case]:
             lambda peer: scenarios.pingpong(irc_peer.over_irc(peer), 50, 200),
             ("chatd", "ngircd"),
         ),
+        # A room's message costs its members, not everyone online: the same 10
+        # talkers in a room of 10 among 1,000 online, in that room with nobody
+        # else online, in #general with 1,000 online, and in #general alone.
+        Case("room-fanout", "#small 10 of 1000", rooms(1000, 10, 500, "#small"), CHATD),
+        Case("room-fanout", "#small 10 of 10", rooms(10, 10, 500, "#small"), CHATD),
+        Case("room-fanout", "#general 1000", rooms(1000, 10, 100, None), CHATD),
+        Case("room-fanout", "#general 10", rooms(10, 10, 500, None), CHATD),
         Case("capacity", "10000", lambda peer: scenarios.capacity(peer, 10_000)),
-        Case("logins", "cost 12", lambda _: scenarios.logins(20, rounds=12), ("chatd",)),
-        Case("storage", "1M", lambda _: scenarios.storage(database()), ("chatd",)),
-    ]
+        Case("logins", "cost 12", lambda peer: scenarios.logins(peer, 20, rounds=12),
+             CHATD_BUILDS),
+        Case("storage", "1M", lambda _: scenarios.storage(database(None)), CHATD),
+        *(migrate(build) for build in baselines),
+    ]  # fmt: skip
 
 
 ge, le = operator.ge, operator.le
@@ -137,19 +173,25 @@ class Results:
         return statistics.median(ratios) if ratios else math.nan
 
 
-def _database(quick: bool, cache: Path) -> Callable[[], Path]:
+def _database(quick: bool, cache: Path) -> Callable[[builds.Build | None], Path]:
+    """The storage scenario's database, made on first use and kept: by this build, or by
+    an older one (in its schema, for the migration case)."""
     size, users = (5_000, 200) if quick else (1_000_000, 10_000)
-    path = cache / f"storage-{size}.db"
 
-    def build() -> Path:
+    def build(by: builds.Build | None) -> Path:
+        path = cache / f"storage-{size}-{'rooms' if by is None else by.directory.name}.db"
         if not path.exists():
             cache.mkdir(parents=True, exist_ok=True)
-            print(f"   generating {size:,} messages from {users:,} users ...", flush=True)
+            who = "" if by is None else f" with chatd@{by.revision}"
+            print(f"   generating {size:,} messages from {users:,} users{who} ...", flush=True)
             started = time.monotonic()
             partial = path.with_suffix(".partial")
             for leftover in cache.glob(partial.name + "*"):
                 leftover.unlink()
-            scenarios.generate_database(partial, size, users)
+            if by is None:
+                scenarios.generate_database(partial, size, users)
+            else:
+                scenarios.generate_database_with(by, partial, size, users)
             partial.rename(path)
             print(f"   ... in {time.monotonic() - started:.0f} s", flush=True)
         return path
@@ -217,11 +259,17 @@ def chart(results: Results, chosen_peers: list[str], path: Path) -> bool:
          [c for c in results.runs if c.startswith(("fanout", "pingpong"))]),
     ]  # fmt: skip
     panels = [panel for panel in panels if panel[2]]
+    if not panels:  # nothing compared across servers (storage, room-fanout...)
+        return False
     figure, axes = plt.subplots(
-        1, len(panels), figsize=(14, 4.5), width_ratios=[len(p[2]) for p in panels]
+        1,
+        len(panels),
+        figsize=(14, 4.5),
+        width_ratios=[len(p[2]) for p in panels],
+        squeeze=False,
     )
     width = 0.8 / len(chosen_peers)
-    for axis, (title, figure_name, cases) in zip(axes, panels, strict=True):
+    for axis, (title, figure_name, cases) in zip(axes[0], panels, strict=True):
         for index, peer in enumerate(chosen_peers):
             xs = [i + index * width for i in range(len(cases))]
             values = [results.median(case, peer, figure_name) for case in cases]
@@ -242,11 +290,16 @@ def main() -> None:
     parser.add_argument(
         "scenarios",
         nargs="*",
-        help="fanout fanout-rate pingpong capacity logins storage fanout-irc pingpong-irc",
+        help="fanout fanout-rate pingpong room-fanout capacity logins storage migration"
+        " fanout-irc pingpong-irc",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--runs", type=int, help="runs of each case (default 5; 1 with --quick)")
-    parser.add_argument("--peers", default="chatd,ngircd,floor", help="servers to compare")
+    parser.add_argument(
+        "--peers",
+        default="chatd,ngircd,floor",
+        help="servers to compare: chatd, ngircd, floor, chatd@REVISION (an older chatd)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and chart go")
     parser.add_argument("--cache", type=Path, default=RESULTS, help="where generated databases go")
     parser.add_argument("--no-chart", action="store_true")
@@ -264,9 +317,12 @@ def main() -> None:
     if missing:
         print(f"skipping {', '.join(missing)}: not installed (apt-get install ngircd)")
         chosen = [p for p in chosen if p not in missing]
+    # Older builds are checked out and installed now, not between measurements.
+    classes = {name: peers.peer_class(name) for name in chosen}
+    baselines = [c.build for c in classes.values() if getattr(c, "build", None) is not None]
     cases = [
         case
-        for case in _cases(options.quick, _database(options.quick, options.cache))
+        for case in _cases(options.quick, _database(options.quick, options.cache), baselines)
         if not options.scenarios or case.scenario in options.scenarios
     ]
 
@@ -275,9 +331,9 @@ def main() -> None:
     results = Results()
     for run in range(1, runs + 1):
         for case in cases:
-            for name in (p for p in chosen if p in case.peers):
+            for name in (p for p in chosen if case.takes(p)):
                 print(f"-- run {run}/{runs}: {case.scenario} {case.label} on {name}", flush=True)
-                figures = case.run(peers.PEERS[name])
+                figures = case.run(classes[name])
                 results.add(f"{case.scenario} {case.label}", name, figures)
                 print(
                     "   " + ", ".join(f"{k} {_format(v)}" for k, v in figures.items()), flush=True

@@ -11,6 +11,7 @@ import os
 import random
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import builds
 import loadgen
-from common import ChatdServer, LineClient, Observer, chatd_command, cpu_seconds, percentile
+from common import (
+    ChatdServer,
+    LineClient,
+    Observer,
+    chatd_command,
+    cpu_seconds,
+    percentile,
+    pinned,
+)
 from peers import Chatd, Peer
 
 Figures = dict[str, float]
@@ -52,6 +62,17 @@ def _measure(peer: Peer, work: Callable[[], float]) -> tuple[float, float, float
     )
 
 
+def _settle(pid: int, limit_s: float = 10.0) -> None:
+    """Wait until the server is idle (under 4 % of a core over a quarter of a second):
+    what a thousand logins left it to do (writes, a WAL checkpoint) is not the case's."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.25)
+        if cpu_seconds(pid) - before < 0.01:
+            return
+
+
 def fanout(
     peer_class: type[Any], clients: int, senders: int, messages: int, *, rate: float | None = None
 ) -> Figures:
@@ -72,6 +93,9 @@ def fanout(
             "out_of_order": float(run.tally.out_of_order),
             "server_cpu": server_cpu,
             "loadgen_cpu": own_cpu,
+            # Work done per second of the server's CPU: steadier than per second of
+            # wall time when something else shares the machine.
+            "deliveries_per_cpu_s": delivered / (server_cpu * elapsed) if server_cpu else 0.0,
         }
         if rate is not None:
             figures["offered_per_s"] = rate
@@ -96,7 +120,53 @@ def pingpong(peer_class: type[Any], clients: int, messages: int) -> Figures:
             "lost": float(run.lost()),
             "server_cpu": server_cpu,
             "loadgen_cpu": own_cpu,
+            "round_trips_per_cpu_s": acks / (server_cpu * elapsed) if server_cpu else 0.0,
         }
+    finally:
+        peer.close()
+
+
+def room_fanout(clients: int, talkers: int, messages: int, room: str | None) -> Figures:
+    """C clients logged in; T of them `/join` a room (None: stay in #general, with
+    everyone) and say M messages each there, at most 8 in flight. Figures for the
+    room's members, what reached everyone else (nothing, in a room), and the
+    server's CPU per message: what a room message costs, whoever else is online."""
+    peer = Chatd(clients, SERVER_CPU)
+    try:
+        connected = loadgen.connect_all(peer.port, clients, peer.dialect, wave=peer.connect_wave)
+        members = connected[:talkers] if room else connected
+        if room:
+            loadgen.join(members, room)
+        _settle(peer.pid)  # the logins' writes and checkpoint, the last join notices
+        for client in connected:
+            loadgen.drain(client)
+        run = loadgen.Fanout(connected, talkers, messages, peer.dialect, audience=members)
+        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        time.sleep(0.2)  # anything still on its way to the others
+        outsiders = [client for client in connected if client not in members]
+        late = [loadgen.leftover(client) for client in outsiders]
+        said = talkers * messages
+        cpu_s = server_cpu * elapsed
+        figures = {
+            "deliveries_per_s": sum(c.received for c in members) / elapsed,
+            **_latency("", run.tally.latencies),
+            "lost": float(run.lost()),
+            "duplicated": float(run.tally.duplicates),
+            "out_of_order": float(run.tally.out_of_order),
+            "server_cpu": server_cpu,
+            "loadgen_cpu": own_cpu,
+            "server_cpu_us_per_message": cpu_s / said * 1e6,
+            "server_cpu_us_per_delivery": cpu_s / max(1, sum(c.received for c in members)) * 1e6,
+            "others_online": float(len(outsiders)),
+            "others_messages": float(
+                sum(c.received for c in outsiders) + sum(marks for _, marks in late)
+            ),
+            "others_bytes": float(
+                sum(c.bytes_received for c in outsiders) + sum(size for size, _ in late)
+            ),
+        }
+        loadgen.close_all(connected)
+        return figures
     finally:
         peer.close()
 
@@ -124,10 +194,12 @@ def capacity(peer_class: type[Any], sessions: int) -> Figures:
         peer.close()
 
 
-def logins(seconds: float, chatters: int = 5, storm: int = 10, rounds: int = 12) -> Figures:
+def logins(
+    peer_class: type[Chatd], seconds: float, chatters: int = 5, storm: int = 10, rounds: int = 12
+) -> Figures:
     """A storm of logins at bcrypt cost `rounds` while `chatters` users talk."""
     accounts = storm + chatters + 1
-    peer = Chatd(accounts, SERVER_CPU, bcrypt_rounds=rounds)
+    peer = peer_class(accounts, SERVER_CPU, bcrypt_rounds=rounds)
     try:
         speakers = [(f"user{i}", f"pw{i}") for i in range(storm, storm + chatters)]
         listener = (f"user{accounts - 1}", f"pw{accounts - 1}")
@@ -170,13 +242,20 @@ def logins(seconds: float, chatters: int = 5, storm: int = 10, rounds: int = 12)
 WORDS = [f"w{n}" for n in range(5000)]
 
 
+ROOMS = 10  # besides #general; user N belongs to #room(N % ROOMS)
+
+
 def generate_database(path: Path, messages: int, users: int) -> None:
     """A chat database of `messages` messages from `users` users over 100 days, through
-    chatd's own storage layer. Words follow a Zipf-like law, as in real text."""
+    chatd's own storage layer. Words follow a Zipf-like law, as in real text. One in
+    twenty is private; of the others, one in four is said in the sender's room,
+    the rest in #general. Half the accounts have not logged in since rooms came
+    (as after an upgrade: their first login shows their rooms' latest), the other
+    half were away for the last 500 messages."""
     import bcrypt
 
     from chatd.storage import messages as message_store
-    from chatd.storage import open_database, transaction
+    from chatd.storage import open_database, rooms, transaction
     from chatd.storage.messages import Kind, NewMessage
 
     conn = open_database(path)
@@ -190,27 +269,56 @@ def generate_database(path: Path, messages: int, users: int) -> None:
             "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)",
             ((f"user{i}", hashed, start) for i in range(users)),
         )
+        room_ids = [rooms.find_or_create(conn, f"#room{r}").id for r in range(ROOMS)]
+        for i in range(users):
+            rooms.add_member(conn, room_ids[i % ROOMS], i + 1)
     ids = {name: i + 1 for i, name in enumerate(f"user{i}" for i in range(users))}
     batch = 50_000
     for first in range(0, messages, batch):
         rows = []
         for n in range(first, min(messages, first + batch)):
-            sender = f"user{generator.randrange(users)}"
+            number = generator.randrange(users)
+            sender = f"user{number}"
             text = " ".join(generator.choices(WORDS, weights, k=generator.randint(3, 12)))
             at = start + n * step
             if n % 20 == 0:  # one in twenty is private
                 to = f"user{generator.randrange(users)}"
                 rows.append(NewMessage(at, Kind.PRIVATE, ids[sender], sender, text, ids[to], to))
+            elif n % 4 == 1:  # in the sender's room (the same draws as before rooms)
+                room = number % ROOMS
+                rows.append(
+                    NewMessage(at, Kind.PUBLIC, ids[sender], sender, text,
+                               room_id=room_ids[room], room=f"#room{room}")
+                )  # fmt: skip
             else:
                 rows.append(NewMessage(at, Kind.PUBLIC, ids[sender], sender, text))
         with transaction(conn):
             message_store.insert_many(conn, rows)
+    with transaction(conn):
+        conn.execute(
+            "UPDATE users SET seen_upto = ? WHERE id > ?", (max(0, messages - 500), users // 2)
+        )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
-def storage(database: Path, queries: int = 200) -> Figures:
-    """/history through the server, full-text search, exports, and start-up time."""
+def generate_database_with(build: builds.Build, path: Path, messages: int, users: int) -> None:
+    """The same database made by another build's own bench/scenarios.py and storage
+    layer, in its schema (for the migration case)."""
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import scenarios;"
+        " scenarios.generate_database(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
+    )
+    subprocess.run(
+        [build.python, "-c", script, str(build.directory / "bench"), str(path),
+         str(messages), str(users)],
+        check=True,
+    )  # fmt: skip
+
+
+def storage(database: Path, queries: int = 200, logins: int = 10) -> Figures:
+    """/history, logins that catch up and /join through the server, full-text search,
+    exports, and start-up time."""
     from chatd.storage import connect
     from chatd.storage import messages as message_store
     from chatd.storage.messages import LogQuery
@@ -218,14 +326,43 @@ def storage(database: Path, queries: int = 200) -> Figures:
     figures: Figures = {}
     work = Path(tempfile.mkdtemp(prefix="chatd-storage-"))
     try:
+        # The server writes (logins, joins): it gets a copy, the same for every run.
+        copy = work / "chat.db"
+        shutil.copyfile(database, copy)
         # Start-up on an existing database (no users file to import).
         server = ChatdServer(
-            directory=work, db=database, cpu=SERVER_CPU, flags=["--rate-per-second", "0"]
+            directory=work, db=copy, cpu=SERVER_CPU, flags=["--rate-per-second", "0"]
         )
         figures["ready_s"] = server.ready_after_s
         try:
+            users = int(_scalar(database, "SELECT count(*) FROM users"))
+            # The Welcome line comes after what was missed: a login's time includes it.
+            for name, numbers in (
+                ("login_first_", range(7, 7 + logins)),  # not since rooms: their rooms' latest
+                ("login_back_", range(users - logins, users)),  # away for 500 messages
+            ):
+                durations = []
+                for number in numbers:
+                    started = time.monotonic()
+                    client = LineClient(server.port)
+                    client.login(f"user{number}", "pw")
+                    durations.append(time.monotonic() - started)
+                    client.close()
+                figures.update(_latency(name, durations))
             client = LineClient(server.port)
             client.login("user7", "pw")
+            durations = []
+            for room in range(ROOMS):  # a room not yet joined: its latest, and how many
+                if room == 7 % ROOMS:
+                    continue
+                started = time.monotonic()
+                client.send_line(f"/join room{room}")
+                client.send_line("/who")
+                client.expect("Online in ")
+                durations.append(time.monotonic() - started)
+            client.send_line("/join general")
+            client.expect("Now talking in #general")
+            figures.update(_latency("join_", durations))
             durations = []
             for _ in range(queries):
                 started = time.monotonic()
@@ -262,14 +399,47 @@ def storage(database: Path, queries: int = 200) -> Figures:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def migration(database: Path) -> Figures:
+    """`chatd-admin migrate` of a copy of an older build's database to this schema."""
+    work = Path(tempfile.mkdtemp(prefix="chatd-migrate-"))
+    try:
+        copy = work / "chat.db"
+        shutil.copyfile(database, copy)
+        messages = _scalar(copy, "SELECT count(*) FROM messages")
+        started = time.monotonic()
+        subprocess.run(
+            pinned([*_admin(), "migrate", "--db", str(copy)], SERVER_CPU),
+            check=True, capture_output=True,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        return {
+            "migrate_s": seconds,
+            "messages": messages,
+            "db_mib": database.stat().st_size / 2**20,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _scalar(database: Path, sql: str) -> float:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return float(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _admin() -> list[str]:
+    """The `chatd-admin` installed beside this Python."""
+    admin = Path(chatd_command()[0]).with_name("chatd-admin")
+    return [str(admin)] if admin.exists() else [sys.executable, "-m", "admin"]
+
+
 def _export(database: Path, args: list[str]) -> tuple[int, float, float]:
     """Run a chatd-admin export; the lines written, its seconds and its peak memory."""
-    admin = [str(Path(chatd_command()[0]).with_name("chatd-admin"))]
-    if not Path(admin[0]).exists():
-        admin = [sys.executable, "-m", "admin"]
     started = time.monotonic()
     process = subprocess.Popen(
-        [*admin, *args, "--db", str(database)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*_admin(), *args, "--db", str(database)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started

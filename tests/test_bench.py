@@ -20,9 +20,25 @@ def test_the_bench_runs_every_scenario_and_writes_its_results(tmp_path: Path) ->
     document = json.loads((tmp_path / "latest.json").read_text())
     cases = document["results"]
     assert {case.split()[0] for case in cases} == {
-        "fanout", "fanout-rate", "pingpong", "capacity", "logins", "storage",
+        "fanout", "fanout-rate", "pingpong", "room-fanout", "capacity", "logins", "storage",
     }  # fmt: skip
     fanout = next(runs for case, runs in cases.items() if case.startswith("fanout "))
     assert set(fanout) == {"chatd", "floor"}
     assert fanout["chatd"][0]["lost"] == 0  # what the bench counts, not how fast
+    room = next(runs for case, runs in cases.items() if case.startswith("room-fanout "))
+    assert room["chatd"][0]["lost"] == 0
+    assert room["chatd"][0]["others_messages"] == 0  # a room's messages reach its members only
     assert "| case | figure | chatd | floor | chatd/floor |" in result.stdout
+
+
+def test_another_build_gets_only_the_options_it_understands() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import builds
+        import common
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    flags = ["--silent-deadline-s", "300", "--max-pending-logins", "20000", "--port", "0"]
+    assert builds.understood(common.chatd_command(), flags) == [
+        "--silent-deadline-s", "300", "--port", "0",
+    ]  # fmt: skip
