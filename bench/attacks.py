@@ -370,8 +370,8 @@ def idle_full() -> Outcome:
 
 @attack("stalled-logins")
 def stalled_logins() -> Outcome:
-    """Like idle-full, but each connection sends a username: no longer silent, so
-    nothing makes room for a newcomer until the login deadline."""
+    """Like idle-full, but each connection sends a username: no longer silent, yet a
+    full server still closes the oldest of the busiest address for a newcomer."""
     return _idle_attack([f"127.0.0.{10 + n}" for n in range(20)], 50, says=b"user1\n")
 
 

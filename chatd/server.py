@@ -227,19 +227,30 @@ class ChatServer:
         return ""
 
     def _make_room(self) -> bool:
-        """The server is full: close a connection that has not said a word yet, if there
-        is one, to take the newcomer instead.
+        """The server is full: close a connection that is not logged in, if there is one,
+        to take the newcomer instead.
 
-        Silent connections cost nothing to open, so they must never keep out
-        someone who wants to log in: the oldest one from the address holding the
-        most connections goes (a flood's, not one from a classroom that is typing).
+        Connections cost an attacker nothing to open and to keep half logged in,
+        so they must never keep out someone who wants to log in. The one that
+        goes is, in this order: silent rather than typing, from the address
+        holding the most connections (a flood's, not a classroom's), the oldest.
+        A login whose password is being checked is never closed: it is about to
+        leave the queue anyway.
         """
-        silent = [conn for conn in self._logging_in if not conn.heard_from]
-        if not silent:
+        waiting = [conn for conn in self._logging_in if not conn.checking]
+        if not waiting:
             return False
-        victim = max(silent, key=lambda conn: (self._per_address[conn.address], -conn.opened_at))
-        log.info("%s: closed to make room: it had sent nothing", victim.peer)
-        self._close_pending(victim, "the server is full; closing idle connections.")
+        victim = max(
+            waiting,
+            key=lambda conn: (
+                not conn.heard_from,
+                self._per_address[conn.address],
+                -conn.opened_at,
+            ),
+        )
+        what = "it had sent nothing" if not victim.heard_from else "it had not logged in"
+        log.info("%s: closed to make room: %s", victim.peer, what)
+        self._close_pending(victim, "the server is full; closing connections not logged in.")
         return True
 
     async def _close_slow_logins(self) -> None:

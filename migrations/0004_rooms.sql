@@ -69,6 +69,10 @@ CREATE INDEX messages_by_time ON messages (sent_at);
 CREATE INDEX messages_by_sender_name ON messages (sender COLLATE NOCASE, sent_at);
 -- A room's latest messages (catching up, /history #room, logs --room).
 CREATE INDEX messages_by_room ON messages (room_id, id) WHERE room_id IS NOT NULL;
+-- What people wrote in a room, for catching up: counting what came while
+-- someone was away reads only this index, never the joins and leaves
+-- (a first login on a new database would otherwise count every earlier one's).
+CREATE INDEX messages_said_by_room ON messages (room_id, id) WHERE kind IN ('public', 'announce');
 
 -- Deletes (purge, forget-user, retention) keep the search index in step.
 CREATE TRIGGER messages_fts_after_delete AFTER DELETE ON messages BEGIN

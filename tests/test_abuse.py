@@ -75,11 +75,8 @@ def _greeted(server: RunningServer) -> bool:
 
 def test_total_connections_are_capped(make_server) -> None:  # type: ignore[no-untyped-def]
     server: RunningServer = make_server(max_connections=3)
-    clients = [server.connect() for _ in range(3)]
-    for client in clients:
-        client.expect("^Username:")
-        client.send("alice")  # not silent: each is logging in
-        client.expect("^Password:")
+    clients = [server.login(name, pw) for name, pw in (("alice", "pass123"), ("bob", "qwerty"))]
+    clients.append(server.login("carol", "carol-pw"))
     assert server.connect().wait_closed() == ["Error: the server is full; try again later."]
 
 
@@ -93,11 +90,28 @@ def test_a_full_server_closes_a_silent_connection_for_a_newcomer(make_server) ->
     for client in idle:
         client.expect("^Username:")
     newcomer = server.login("alice", "pass123")  # takes the place of the oldest idle one
-    assert idle[0].wait_closed() == ["Error: the server is full; closing idle connections."]
+    assert idle[0].wait_closed() == [
+        "Error: the server is full; closing connections not logged in."
+    ]
     typing.send("qwerty")
     typing.expect("^Welcome, bob!")
     newcomer.send("/users")
     newcomer.expect("^Active users: alice, bob$")
+
+
+def test_logins_stalled_after_the_username_do_not_lock_out_newcomers(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: RunningServer = make_server(max_connections=3)
+    stalled = [server.connect() for _ in range(3)]
+    for client in stalled:
+        client.expect("^Username:")
+        client.send("alice")  # and never a password
+        client.expect("^Password:")
+    newcomer = server.login("bob", "qwerty")
+    assert stalled[0].wait_closed() == [
+        "Error: the server is full; closing connections not logged in."
+    ]
+    newcomer.send("Hello")
+    newcomer.expect("^You said: Hello$")
 
 
 def test_silent_connections_are_closed_after_the_silent_deadline(make_server) -> None:  # type: ignore[no-untyped-def]
