@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from chatd.core.hub import FrontEnd, Hub, Member
@@ -20,6 +20,7 @@ class Recorder:
 
     received: list[tuple[str, str, str]] = field(default_factory=list)  # (to, kind, body)
     calls: int = 0
+    runs: int = 0  # deliver_said calls
 
     def deliver(
         self, message: NewMessage, audience: Iterable[Member], origin: Member | None
@@ -27,6 +28,17 @@ class Recorder:
         self.calls += 1
         for member in audience:
             self.received.append((member.name, message.kind.value, message.body))
+
+    def deliver_said(
+        self,
+        messages: Sequence[NewMessage],
+        origins: Sequence[Member | None],
+        audience: Iterable[Member],
+    ) -> None:
+        self.runs += 1
+        members = list(audience)
+        for message, origin in zip(messages, origins, strict=True):
+            self.deliver(message, members, origin)
 
     def acknowledge(self, message: NewMessage, origin: Member, delivered: bool) -> None:
         self.received.append((origin.name, "ack", str(delivered)))
@@ -113,3 +125,21 @@ def test_two_front_ends_each_get_their_own_members() -> None:
     assert irc.to("bob") == ["hi both"]
     assert hub.kick("bob", "admin", "") == 1
     assert ("bob", "kicked", "admin") in irc.received
+
+
+def test_a_batch_goes_out_in_commit_order_with_runs_of_one_room_together() -> None:
+    hub, line = Hub(quiet_joins_above=50), Recorder()
+    alice, bob = FakeSession("alice", 1, line), FakeSession("bob", 2, line)
+    hub.enter(alice, [GENERAL, DEV])
+    hub.enter(bob, [GENERAL])
+    batch = [
+        (_said(alice, "one"), 1, alice),
+        (_said(bob, "two"), 2, bob),
+        (_said(alice, "in dev", DEV), 3, alice),
+        (_said(alice, "three"), 4, alice),
+    ]
+    hub.deliver_batch(batch)
+    assert line.to("alice") == ["one", "two", "in dev", "three"]
+    assert line.to("bob") == ["one", "two", "three"]
+    assert line.runs == 1  # [one, two] together; the others one at a time
+    assert hub.last_delivered_id == 4

@@ -43,13 +43,18 @@ class LocalDelivery:
         self._loop.call_soon_threadsafe(self._deliver, batch)
 
     def _deliver(self, batch: list[WriteJob]) -> None:
-        """Deliver each message of a committed batch in order, and wake each waiter."""
+        """Deliver the messages of a committed batch in order, then wake each waiter."""
+        self._hub.deliver_batch(
+            [
+                (job.message, job.message_id, job.context[0])
+                for job in batch
+                if isinstance(job, MessageJob) and job.error is None
+            ]
+        )
         for job in batch:
             if isinstance(job, MessageJob):
                 origin, done = job.context
-                if job.error is None:
-                    self._hub.deliver(job.message, job.message_id, origin)
-                elif origin is not None:
+                if job.error is not None and origin is not None:
                     log.error("message from %s not saved: %s", origin.name, job.error)
                     self._not_saved(origin)
                 if done is not None and not done.done():

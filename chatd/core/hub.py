@@ -13,7 +13,7 @@ point in the stream of messages. Only the event loop touches a hub.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +43,16 @@ class FrontEnd(Protocol):
     ) -> None:
         """Send a committed message to `audience` (the origin, if it is among them, gets
         its acknowledgement instead)."""
+
+    def deliver_said(
+        self,
+        messages: Sequence[NewMessage],
+        origins: Sequence[Member | None],
+        audience: Iterable[Member],
+    ) -> None:
+        """Send several committed messages said in one room, in order, to `audience`:
+        each recipient's share can then go out as one write (origins get their
+        acknowledgements in place of their own messages)."""
 
     def acknowledge(self, message: NewMessage, origin: Member, delivered: bool) -> None:
         """Tell the origin its message is stored, when it was not in the audience;
@@ -171,6 +181,42 @@ class Hub:
         return state
 
     # --- delivery ---------------------------------------------------------------
+
+    def deliver_batch(self, batch: Sequence[tuple[NewMessage, int, Member | None]]) -> None:
+        """Hand a committed batch out in commit order: (message, id, origin) each.
+
+        Messages said one after another in the same room go to each front end
+        together (`FrontEnd.deliver_said`): under load a batch holds many, and
+        each recipient then gets one write for all of them instead of one each.
+        """
+        start = 0
+        while start < len(batch):
+            message = batch[start][0]
+            end = start + 1
+            if message.kind is Kind.PUBLIC:
+                while (
+                    end < len(batch)
+                    and batch[end][0].kind is Kind.PUBLIC
+                    and batch[end][0].room_id == message.room_id
+                ):
+                    end += 1
+            if end - start == 1:
+                self.deliver(*batch[start])
+            else:
+                self._deliver_said(batch[start:end])
+            start = end
+
+    def _deliver_said(self, run: Sequence[tuple[NewMessage, int, Member | None]]) -> None:
+        self.last_delivered_id = max(self.last_delivered_id, run[-1][1])
+        first = run[0][0]
+        room = self._general if first.room_id == GENERAL_ROOM_ID else self._room_of(first)
+        messages = [message for message, _, _ in run]
+        origins = [origin for _, _, origin in run]
+        for frontend, members in room.online.items():
+            frontend.deliver_said(messages, origins, members)
+        for message, origin in zip(messages, origins, strict=True):
+            if origin is not None and origin not in room.online.get(origin.frontend, ()):
+                origin.frontend.acknowledge(message, origin, delivered=True)
 
     def deliver(self, message: NewMessage, message_id: int, origin: Member | None) -> None:
         """Hand a committed message to whoever should see it, in commit order."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from chatd.irc import channels, commands, registration
@@ -106,6 +106,44 @@ class IrcFrontEnd:
                 self._send(message, line, sessions, origin=None)  # the setter's confirmation too
             case Kind.JOIN | Kind.LEAVE:
                 self._deliver_presence(message, sessions, origin)
+
+    def deliver_said(
+        self,
+        messages: Sequence[NewMessage],
+        origins: Sequence[Member | None],
+        audience: Iterable[Member],
+    ) -> None:
+        """Several messages said in one channel: each member gets them in one write,
+        with time tags if it asked for them; a sender gets its own back only with
+        echo-message."""
+        target = messages[0].room or GENERAL_ROOM
+        plain = [
+            (relay_line(self.server_name, m.kind, m.sender, target, m.body) + "\r\n").encode()
+            for m in messages
+        ]
+        tagged: list[bytes] = []  # made when first needed
+        joined: dict[bool, bytes] = {}
+        said_by: dict[Member, list[int]] = {}
+        for index, origin in enumerate(origins):
+            if origin is not None:
+                said_by.setdefault(origin, []).append(index)
+        for session in cast(Iterable[IrcSession], audience):
+            if session.server_time and not tagged:
+                tagged = [
+                    time_tag(m.sent_at).encode() + line
+                    for m, line in zip(messages, plain, strict=True)
+                ]
+            lines = tagged if session.server_time else plain
+            mine = said_by.get(session)
+            if mine is not None and not session.echo_message:
+                skip = set(mine)
+                others = (line for index, line in enumerate(lines) if index not in skip)
+                session.conn.send_bytes(b"".join(others))
+                continue
+            data = joined.get(session.server_time)
+            if data is None:
+                data = joined[session.server_time] = b"".join(lines)
+            session.conn.send_bytes(data)
 
     def _send(
         self,

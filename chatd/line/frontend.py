@@ -7,7 +7,7 @@ everyone whose current room it was said in, and once more (lazily) with its
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from chatd.line import commands, replies
@@ -79,6 +79,60 @@ class LineFrontEnd:
                         replies.in_room(message.room, replies.public(message.sender, message.body))
                     )
                 session.conn.send_bytes(elsewhere)
+
+    def deliver_said(
+        self,
+        messages: Sequence[NewMessage],
+        origins: Sequence[Member | None],
+        audience: Iterable[Member],
+    ) -> None:
+        """Several messages said in one room: each member gets them in one write.
+
+        The lines are encoded once and joined once; a member who said one of
+        them gets the same bytes with `You said: ...` spliced in at its place.
+        """
+        room, room_id = messages[0].room, messages[0].room_id
+        here = [encode_line(replies.public(m.sender, m.body)) for m in messages]
+        here_all = b"".join(here)
+        elsewhere_all = b""  # the same with [#room] tags, made when first needed
+        said_by: dict[Member, list[int]] = {}
+        for index, origin in enumerate(origins):
+            if origin is not None:
+                said_by.setdefault(origin, []).append(index)
+        for session in cast(Iterable[Session], audience):
+            mine = said_by.get(session)
+            if mine is not None:
+                session.conn.send_bytes(self._with_own(messages, here, mine, session, room))
+            elif session.room_id == room_id:
+                session.conn.send_bytes(here_all)
+            else:
+                if not elsewhere_all:
+                    assert room is not None
+                    elsewhere_all = b"".join(
+                        encode_line(replies.in_room(room, replies.public(m.sender, m.body)))
+                        for m in messages
+                    )
+                session.conn.send_bytes(elsewhere_all)
+
+    @staticmethod
+    def _with_own(
+        messages: Sequence[NewMessage],
+        here: list[bytes],
+        mine: list[int],
+        session: Session,
+        room: str | None,
+    ) -> bytes:
+        """The run as one of its senders sees it: its own lines acknowledged."""
+        lines = list(here)
+        if session.room_id != messages[0].room_id:
+            assert room is not None
+            lines = [
+                encode_line(replies.in_room(room, replies.public(m.sender, m.body)))
+                for m in messages
+            ]
+        for index in mine:
+            lines[index] = encode_line(replies.you_said(messages[index].body))
+        return b"".join(lines)
 
     def _deliver_notice(self, message: NewMessage, sessions: Iterable[Session]) -> None:
         room = message.room or GENERAL_ROOM
