@@ -58,6 +58,17 @@ def relay_line(server_name: str, kind: Kind, sender: str, target: str, body: str
     return reply(source_of(sender), "PRIVMSG", target, body)
 
 
+def _without(joined: bytes, lines: list[bytes], indexes: list[int]) -> bytes:
+    """`joined` (the lines, joined) less the lines at `indexes`: one slice each side for
+    the usual single line, a join of the rest otherwise."""
+    if len(indexes) == 1:
+        index = indexes[0]
+        start = len(joined) - sum(len(line) for line in lines[index:])
+        return joined[:start] + joined[start + len(lines[index]) :]
+    skip = set(indexes)
+    return b"".join(line for n, line in enumerate(lines) if n not in skip)
+
+
 class IrcFrontEnd:
     """Serves IRC connections, and renders what the hub hands out for them."""
 
@@ -134,15 +145,12 @@ class IrcFrontEnd:
                     for m, line in zip(messages, plain, strict=True)
                 ]
             lines = tagged if session.server_time else plain
-            mine = said_by.get(session)
-            if mine is not None and not session.echo_message:
-                skip = set(mine)
-                others = (line for index, line in enumerate(lines) if index not in skip)
-                session.conn.send_bytes(b"".join(others))
-                continue
             data = joined.get(session.server_time)
             if data is None:
                 data = joined[session.server_time] = b"".join(lines)
+            mine = said_by.get(session)
+            if mine is not None and not session.echo_message:
+                data = _without(data, lines, mine)
             session.conn.send_bytes(data)
 
     def _send(

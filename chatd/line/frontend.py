@@ -8,6 +8,7 @@ everyone whose current room it was said in, and once more (lazily) with its
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING, cast
 
 from chatd.line import commands, replies
@@ -94,6 +95,7 @@ class LineFrontEnd:
         room, room_id = messages[0].room, messages[0].room_id
         here = [encode_line(replies.public(m.sender, m.body)) for m in messages]
         here_all = b"".join(here)
+        starts = list(accumulate(map(len, here), initial=0))  # where each line begins
         elsewhere_all = b""  # the same with [#room] tags, made when first needed
         said_by: dict[Member, list[int]] = {}
         for index, origin in enumerate(origins):
@@ -102,7 +104,13 @@ class LineFrontEnd:
         for session in cast(Iterable[Session], audience):
             mine = said_by.get(session)
             if mine is not None:
-                session.conn.send_bytes(self._with_own(messages, here, mine, session, room))
+                if len(mine) == 1 and session.room_id == room_id:  # the usual case
+                    index = mine[0]
+                    own = encode_line(replies.you_said(messages[index].body))
+                    data = here_all[: starts[index]] + own + here_all[starts[index + 1] :]
+                else:
+                    data = self._with_own(messages, here, mine, session, room)
+                session.conn.send_bytes(data)
             elif session.room_id == room_id:
                 session.conn.send_bytes(here_all)
             else:
