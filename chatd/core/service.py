@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 from chatd import accounts
 from chatd.accounts import LoginResult, PasswordHasher
 from chatd.clock import now_us
-from chatd.core.delivery import LocalDelivery
+from chatd.core.delivery import FeedDelivery, LocalDelivery
 from chatd.core.hub import Hub, Member, RoomState
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
-from chatd.storage import Connection, messages, rooms, users
+from chatd.storage import Connection, is_url, messages, rooms, users
 from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
@@ -82,10 +82,20 @@ class ChatService:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        delivery = LocalDelivery(loop, self.hub, self._not_saved)
-        self._writer = GroupCommitWriter(
-            self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
-        )
+        self._feed: FeedDelivery | None = None
+        if is_url(self.settings.db):  # PostgreSQL: other nodes may share the database
+            self._feed = FeedDelivery(loop, self.hub, self._not_saved, self.settings.db)
+            self._writer = GroupCommitWriter(
+                self.settings.db,
+                self._feed.committed,
+                batch_max=self.settings.commit_batch,
+                before_commit=self._feed.prepared,
+            )
+        else:
+            delivery = LocalDelivery(loop, self.hub, self._not_saved)
+            self._writer = GroupCommitWriter(
+                self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
+            )
         self._writer.start()
         self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
         self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
@@ -94,10 +104,15 @@ class ChatService:
         # Make the decoy hash for unknown users now, so the first one costs no more.
         self._hashing.run(no_connection(lambda: self.hasher.decoy_hash))
         self.hub.last_delivered_id = self._writer.last_message_id
+        if self._feed is not None:  # delivery starts after what is committed by now
+            self.hub.last_delivered_id = self._feed.start()
 
     async def stop(self) -> None:
-        """Commit what is pending, then end every thread."""
-        for stop in (self._writer.stop, self._reads.stop, self._hashing.stop):
+        """Commit what is pending, deliver it, then end every thread."""
+        stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
+        if self._feed is not None:
+            stops.insert(1, self._feed.stop)
+        for stop in stops:
             await self._loop.run_in_executor(None, stop)
 
     async def flush(self) -> None:

@@ -116,6 +116,14 @@ class Engine:
             " applied_at BIGINT NOT NULL)"  # UTC microseconds
         )
 
+    def listen(self, conn: Connection) -> None:
+        """Be told of messages committed by anyone (see `notified`); PostgreSQL only."""
+        raise NotImplementedError
+
+    def notified(self, conn: Connection, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for a notice of committed messages; True if one came."""
+        raise NotImplementedError
+
     def is_lost(self, conn: Connection) -> bool:
         """Whether the connection is gone for good (the server went away): reconnect."""
         return False

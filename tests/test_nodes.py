@@ -1,0 +1,169 @@
+"""Several nodes on one PostgreSQL database (SPEC §9): real servers sharing a fresh
+database, each client logged in to one of them."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from chatd.storage import open_database, users
+from tests.conftest import TIMEOUT, LineClient, RunningServer
+
+pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+
+Nodes = tuple[RunningServer, RunningServer]
+
+
+@pytest.fixture
+def nodes(make_server: Callable[..., RunningServer], chat_db: str) -> Nodes:
+    first = make_server(rate_per_second=0)
+    with open_database(chat_db) as conn:
+        users.set_role(conn, "admin", "admin")
+    return first, make_server(rate_per_second=0)
+
+
+def _seen(client: LineClient, line: str, timeout: float = TIMEOUT) -> None:
+    """Wait until `client` has received `line` (perhaps already, while waiting for another)."""
+    if line not in client.received:
+        client.expect(f"^{re.escape(line)}$", timeout)
+
+
+def _said(client: LineClient, prefix: str) -> list[str]:
+    return [line for line in client.received if line.startswith(prefix)]
+
+
+def test_messages_reach_the_other_node_once_and_in_commit_order(nodes: Nodes) -> None:
+    a, b = nodes
+    alice, carol = a.login("alice", "pass123"), a.login("carol", "carol-pw")
+    bob = b.login("bob", "qwerty")
+    admin = b.login("admin", "admin123")
+    count = 60
+
+    def talk(client: LineClient, who: str) -> None:
+        for i in range(count):
+            client.send(f"{who} {i}")
+
+    senders = [
+        threading.Thread(target=talk, args=(alice, "a")),
+        threading.Thread(target=talk, args=(carol, "c")),
+        threading.Thread(target=talk, args=(bob, "b")),
+    ]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    for client, who in ((alice, "a"), (carol, "c"), (bob, "b")):
+        client.expect(f"^You said: {who} {count - 1}$")
+    for who, name in (("a", "alice"), ("c", "carol"), ("b", "bob")):
+        _seen(admin, f"{name}: {who} {count - 1}")
+    admin_saw = [line for line in admin.received if ": " in line and line[0] in "abc"]
+    for who, name in (("a", "alice"), ("c", "carol"), ("b", "bob")):
+        said = [line for line in admin_saw if line.startswith(f"{name}: ")]
+        # Exactly once each, each sender's in the order sent.
+        assert said == [f"{name}: {who} {i}" for i in range(count)]
+        client = {"a": alice, "c": carol, "b": bob}[who]
+        assert _said(client, "You said: ") == [f"You said: {who} {i}" for i in range(count)]
+    # Every node delivers in the one commit order: bob (node B) sees alice's and
+    # carol's messages in the order admin (node B) does, and alice (node A) too.
+    _seen(bob, f"carol: c {count - 1}")
+    _seen(bob, f"alice: a {count - 1}")
+    _seen(alice, f"bob: b {count - 1}")
+    _seen(alice, f"carol: c {count - 1}")
+    others_of_bob = [line for line in admin_saw if not line.startswith("bob: ")]
+    assert [line for line in bob.received if line.startswith(("alice: ", "carol: "))] == (
+        others_of_bob
+    )
+    others_of_alice = [line for line in admin_saw if not line.startswith("alice: ")]
+    assert [line for line in alice.received if line.startswith(("bob: ", "carol: "))] == (
+        others_of_alice
+    )
+
+
+def test_private_messages_announcements_and_logins_cross_nodes(nodes: Nodes) -> None:
+    a, b = nodes
+    alice = a.login("alice", "pass123")
+    bob = b.login("bob", "qwerty")
+    alice.expect(r"^\*\*\* bob joined$")  # a login on node B, seen on node A
+    alice.send("/msg bob lunch?")
+    alice.expect(r"^\[private\] You said to bob: lunch\?")  # "not online": presence is per node
+    bob.expect(r"^\[private\] alice: lunch\?$")
+    admin = a.login("admin", "admin123")
+    admin.send("/announce maintenance at noon")
+    bob.expect(r"^\*\*\* Announcement from admin: maintenance at noon$")
+    alice.expect(r"^\*\*\* Announcement from admin: maintenance at noon$")
+    bob.send("/quit")
+    alice.expect(r"^\*\*\* bob left")
+
+
+def test_rooms_topics_and_membership_cross_nodes(nodes: Nodes) -> None:
+    a, b = nodes
+    alice = a.login("alice", "pass123")
+    bob = b.login("bob", "qwerty")
+    carol = b.login("carol", "carol-pw")
+    alice.send("/join #dev")
+    alice.expect(r"^Now talking in #dev\.$")
+    bob.send("/join #dev")
+    bob.expect(r"^Now talking in #dev\.$")
+    alice.expect(r"^\*\*\* bob joined #dev$")
+    alice.send("/topic ship it")
+    bob.expect(r"^\*\*\* alice set the topic of #dev: ship it$")
+    alice.send("Hello dev")
+    alice.expect("^You said: Hello dev$")
+    bob.expect("^alice: Hello dev$")
+    bob.send("/leave")
+    bob.expect(r"^Now talking in #general\.$")
+    alice.expect(r"^\*\*\* bob left #dev$")
+    alice.send("after bob left")
+    alice.expect("^You said: after bob left$")
+    alice.send("/join #general")
+    alice.expect(r"^Now talking in #general\.$")
+    alice.send("to everyone")
+    bob.expect("^alice: to everyone$")
+    carol.expect("^alice: to everyone$")
+    assert not any("after bob left" in line for line in bob.received + carol.received)
+
+
+def test_cut_connections_lose_nothing_and_deliver_once(
+    nodes: Nodes, postgres_database: tuple[str, object]
+) -> None:
+    """pg_terminate_backend of every chatd connection while messages flow: sessions
+    stay, no false `You said:`, delivery resumes, each message exactly once."""
+    import psycopg
+
+    a, b = nodes
+    url, _ = postgres_database
+    alice = a.login("alice", "pass123")
+    bob = b.login("bob", "qwerty")
+    count = 200
+
+    def talk() -> None:
+        for i in range(count):
+            alice.send(f"m {i}")
+
+    sender = threading.Thread(target=talk)
+    sender.start()
+    bob.expect("^alice: m 5$")
+    with psycopg.connect(url, autocommit=True) as killer:
+        killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'chatd'"
+        )
+    sender.join()
+    alice.send("after the cut")
+    alice.expect("^You said: after the cut$", timeout=15)
+    bob.expect("^alice: after the cut$", timeout=15)
+    acked = [line.removeprefix("You said: ") for line in _said(alice, "You said: ")]
+    got = [line.removeprefix("alice: ") for line in _said(bob, "alice: ")]
+    assert len(got) == len(set(got)), "a message delivered twice"
+    assert got == acked, "bob's messages are not exactly alice's acknowledged ones"
+    assert got == [*sorted(got[:-1], key=lambda m: int(m.split()[1])), "after the cut"]
+    errors = [line for line in alice.received if line.startswith("Error: your message could not")]
+    assert len(acked) - 1 + len(errors) == count, (len(acked), errors[:3])
+    # Both nodes still serve: a login on each, and messages both ways.
+    dave = b.login("carol", "carol-pw")
+    bob.send("still here")
+    dave.expect("^bob: still here$")
+    alice.expect("^bob: still here$")
