@@ -3,14 +3,19 @@ database, each client logged in to one of them."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from chatd.storage import open_database, users
 from tests.conftest import TIMEOUT, LineClient, RunningServer
+from tests.test_serve_command import start_serve
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
@@ -29,6 +34,24 @@ def _seen(client: LineClient, line: str, timeout: float = TIMEOUT) -> None:
     """Wait until `client` has received `line` (perhaps already, while waiting for another)."""
     if line not in client.received:
         client.expect(f"^{re.escape(line)}$", timeout)
+
+
+def _users_are(client: LineClient, names: str, timeout: float = TIMEOUT) -> None:
+    """Ask `/users` until it answers `names` (other nodes' logins show up within a beat)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client.send("/users")
+        if client.expect("^Active users: ").string == f"Active users: {names}":
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{client.name}: /users never said {names}; {client.received[-3:]}")
+        _idle(client)
+
+
+def _idle(client: LineClient, timeout: float = 0.2) -> None:
+    """Read what comes within `timeout` (a login or logout notice, say), then go on."""
+    with contextlib.suppress(TimeoutError):
+        client.read_line(timeout)
 
 
 def _said(client: LineClient, prefix: str) -> list[str]:
@@ -87,8 +110,9 @@ def test_private_messages_announcements_and_logins_cross_nodes(nodes: Nodes) -> 
     alice = a.login("alice", "pass123")
     bob = b.login("bob", "qwerty")
     alice.expect(r"^\*\*\* bob joined$")  # a login on node B, seen on node A
+    _users_are(alice, "alice, bob")
     alice.send("/msg bob lunch?")
-    alice.expect(r"^\[private\] You said to bob: lunch\?")  # "not online": presence is per node
+    alice.expect(r"^\[private\] You said to bob: lunch\?$")  # bob is online, on node B
     bob.expect(r"^\[private\] alice: lunch\?$")
     admin = a.login("admin", "admin123")
     admin.send("/announce maintenance at noon")
@@ -167,3 +191,57 @@ def test_cut_connections_lose_nothing_and_deliver_once(
     bob.send("still here")
     dave.expect("^bob: still here$")
     alice.expect("^bob: still here$")
+
+
+def test_users_and_who_list_every_nodes_users(nodes: Nodes) -> None:
+    a, b = nodes
+    alice = a.login("alice", "pass123")
+    bob = b.login("bob", "qwerty")
+    carol = b.login("carol", "carol-pw")
+    _users_are(alice, "alice, bob, carol")
+    _users_are(bob, "alice, bob, carol")
+    alice.send("/join #dev")
+    alice.expect(r"^Now talking in #dev\.$")
+    carol.send("/join #dev")
+    alice.expect(r"^\*\*\* carol joined #dev$")
+    for client in (alice, carol):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            client.send("/who #dev")
+            if client.expect("^Online in #dev: ").string == "Online in #dev: alice, carol":
+                break
+            assert time.monotonic() < deadline, client.received[-3:]
+            _idle(client)
+    carol.send("/quit")
+    _users_are(alice, "alice, bob")
+
+
+def test_a_killed_node_drops_out_and_loses_nothing_acknowledged(
+    make_server: Callable[..., RunningServer], chat_db: str, tmp_path: Path
+) -> None:
+    """SIGKILL of a node (a `chatd serve` process): its users are gone from /users on
+    the other node within 15 s, and every message it acknowledged reached the other."""
+    a = make_server(rate_per_second=0)
+    process, port = start_serve(tmp_path, "--db", chat_db, "--rate-per-second", "0")
+    try:
+        alice = a.login("alice", "pass123")
+        bob = LineClient(port)
+        bob.login("bob", "qwerty")
+        _users_are(alice, "alice, bob")
+        for i in range(100):
+            bob.send(f"b {i}")
+        bob.expect("^You said: b 20$")
+        process.send_signal(signal.SIGKILL)
+        process.wait(TIMEOUT)
+        killed_at = time.monotonic()
+        acked = [line.removeprefix("You said: ") for line in _said(bob, "You said: ")]
+        _users_are(alice, "alice", timeout=15)
+        assert time.monotonic() - killed_at <= 15
+        _seen(alice, "*** bob left")
+        got = [line.removeprefix("bob: ") for line in _said(alice, "bob: ")]
+        assert got[: len(acked)] == acked  # nothing acknowledged lost, in order, once
+        assert len(got) == len(set(got))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from chatd.core.hub import Hub, Member
 from chatd.storage import ERRORS, Connection, connect, engine_of, messages
-from chatd.storage.messages import NewMessage
+from chatd.storage.messages import Kind, NewMessage
 from chatd.writer import ActionJob, MessageJob, WriteJob
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class LocalDelivery:
                 log.error("a database write failed: %s", job.error)
 
 
+_PRESENCE = frozenset((Kind.JOIN, Kind.LEAVE))
+
 # How often the feed reads even without a notification (a lost one costs at most this).
 FEED_POLL_S = 1.0
 # Messages read per query; more follow at once.
@@ -110,14 +112,17 @@ class FeedDelivery:
         db: Path | str,
         *,
         poll_s: float = FEED_POLL_S,
+        on_presence: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._hub = hub
         self._not_saved = not_saved
         self._db = db
         self._poll_s = poll_s
+        self._on_presence = on_presence  # told of every login, logout, join and leave
         self._lock = threading.Lock()  # guards _local (writer thread, reader thread)
         self._local: dict[int, Any] = {}  # message id -> its job's context, until read
+        self._uncertain: list[MessageJob] = []  # their commit failed, perhaps after the fact
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read, name="chatd-feed", daemon=True)
@@ -161,10 +166,13 @@ class FeedDelivery:
                 if job.error is None:
                     continue  # settled when the feed reads it
                 with self._lock:
-                    # Not registered (it failed alone), or still registered: the
-                    # feed has not read it, so nobody was told it was said.
-                    if job.message_id == 0 or self._local.pop(job.message_id, None) is not None:
-                        settle.append(job)
+                    if job.message_id in self._local:
+                        # The commit itself failed: it may have happened all the same
+                        # (the connection cut as it answered). The feed's next read
+                        # tells: the message is there, or it was not saved.
+                        self._uncertain.append(job)
+                        continue
+                settle.append(job)
             else:
                 settle.append(job)
         self._wake.set()
@@ -198,14 +206,32 @@ class FeedDelivery:
             self._wake.wait(self._poll_s)
             self._wake.clear()
             stopping = self._stopping.is_set()
+            with self._lock:
+                uncertain, self._uncertain = self._uncertain, []
             try:
                 self._read_new()
             except ERRORS as exc:
                 log.error("the feed could not read: %s", exc)
+                with self._lock:
+                    self._uncertain[:0] = uncertain  # decided by the next read
                 self._conn = self._reconnect(self._conn)
                 self._wake.set()  # read at once once connected
+                if not stopping:
+                    continue
+            self._not_committed(uncertain)
             if stopping:
                 return
+
+    def _not_committed(self, uncertain: list[MessageJob]) -> None:
+        """After a read begun once their commits had failed: those the read did not
+        find were not saved (those it found went out as said)."""
+        lost: list[WriteJob] = []
+        with self._lock:
+            for job in uncertain:
+                if self._local.pop(job.message_id, None) is not None:
+                    lost.append(job)
+        if lost:
+            self._loop.call_soon_threadsafe(self._settle, lost)
 
     def _read_new(self) -> None:
         while True:
@@ -228,6 +254,8 @@ class FeedDelivery:
             self._hub.deliver(message, message_id, origin)
             if done is not None and not done.done():
                 done.set_result(True)
+            if message.kind in _PRESENCE and self._on_presence is not None:
+                self._on_presence()
 
     def _listen(self) -> None:
         conn = None

@@ -20,10 +20,11 @@ from chatd.accounts import LoginResult, PasswordHasher
 from chatd.clock import now_us
 from chatd.core.delivery import FeedDelivery, LocalDelivery
 from chatd.core.hub import Hub, Member, RoomState
+from chatd.core.presence import NodePresence
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
-from chatd.storage import Connection, is_url, messages, rooms, users
+from chatd.storage import Connection, is_url, messages, nodes, rooms, users
 from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
@@ -83,8 +84,17 @@ class ChatService:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._feed: FeedDelivery | None = None
+        self._presence: NodePresence | None = None
         if is_url(self.settings.db):  # PostgreSQL: other nodes may share the database
-            self._feed = FeedDelivery(loop, self.hub, self._not_saved, self.settings.db)
+            self._presence = NodePresence(loop, self.hub, self.settings.db)
+            self._presence.start()
+            self._feed = FeedDelivery(
+                loop,
+                self.hub,
+                self._not_saved,
+                self.settings.db,
+                on_presence=self._presence.wake,
+            )
             self._writer = GroupCommitWriter(
                 self.settings.db,
                 self._feed.committed,
@@ -112,6 +122,8 @@ class ChatService:
         stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
         if self._feed is not None:
             stops.insert(1, self._feed.stop)
+        if self._presence is not None:
+            stops.insert(1, self._presence.stop)
         for stop in stops:
             await self._loop.run_in_executor(None, stop)
 
@@ -170,6 +182,18 @@ class ChatService:
         if not first:
             return []
         upto = self.hub.last_delivered_id  # later messages reach the session live
+        if self._presence is not None:  # online here, for the other nodes: before the login
+            self._presence.local[user.id] = user.username
+            self._writer.submit(
+                ActionJob(
+                    partial(
+                        nodes.add_session,
+                        node_id=self._presence.node_id,
+                        user_id=user.id,
+                        name=member.name,
+                    )
+                )
+            )
         self._record(Kind.JOIN, member)
         seen = self._seen_at_logout.pop(user.id, user.seen_upto)
         limit = self.settings.replay_max
@@ -180,6 +204,17 @@ class ChatService:
     def leave(self, member: Member, reason: str) -> None:
         """A logged-in session has ended."""
         if self.hub.leave(member):
+            if self._presence is not None:
+                self._presence.local.pop(member.user_id, None)
+                self._writer.submit(
+                    ActionJob(
+                        partial(
+                            nodes.remove_session,
+                            node_id=self._presence.node_id,
+                            user_id=member.user_id,
+                        )
+                    )
+                )
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
