@@ -245,3 +245,54 @@ def test_a_killed_node_drops_out_and_loses_nothing_acknowledged(
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_an_admin_on_one_node_kicks_a_user_on_the_other(nodes: Nodes) -> None:
+    a, b = nodes
+    admin = a.login("admin", "admin123")
+    bob = b.login("bob", "qwerty")
+    _users_are(admin, "admin, bob")
+    admin.send("/kick bob spamming")
+    admin.expect(r"^\*\*\* bob was kicked\.$")
+    bob.expect(r"^\*\*\* You were kicked by admin")
+    bob.wait_closed()
+    _users_are(admin, "admin")
+    admin.send("/kick bob again")
+    admin.expect(r"^Error: bob is not online\.$")
+
+
+def test_three_nodes_deliver_everything_once_in_one_order(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    servers = [make_server(rate_per_second=0) for _ in range(3)]
+    people = [("alice", "pass123"), ("bob", "qwerty"), ("carol", "carol-pw")]
+    clients = [server.login(name, pw) for server, (name, pw) in zip(servers, people, strict=True)]
+    watcher = servers[1].login("admin", "admin123")  # sees everyone's, in commit order
+    _users_are(clients[0], "admin, alice, bob, carol")
+    count = 40
+
+    def talk(client: LineClient) -> None:
+        for i in range(count):
+            client.send(f"{client.name} {i}")
+
+    senders = [threading.Thread(target=talk, args=(client,)) for client in clients]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    for client in clients:
+        client.expect(f"^You said: {client.name} {count - 1}$")
+        _seen(watcher, f"{client.name}: {client.name} {count - 1}")
+        for other in clients:
+            if other is not client:
+                _seen(client, f"{other.name}: {other.name} {count - 1}")
+    names = [name for name, _ in people]
+    everything = [line for line in watcher.received if line.split(":")[0] in names]
+    for name in names:  # each once, in the order sent
+        assert [line for line in everything if line.startswith(f"{name}: ")] == [
+            f"{name}: {name} {i}" for i in range(count)
+        ]
+    for client in clients:  # the same order on every node
+        others = tuple(f"{other}: " for other in names if other != client.name)
+        seen = [line for line in client.received if line.startswith(others)]
+        assert seen == [line for line in everything if line.startswith(others)]

@@ -76,6 +76,7 @@ class LocalDelivery:
                 log.error("a database write failed: %s", job.error)
 
 
+KICK_CHANNEL = "chatd_kicks"  # as in chatd/storage/engines/postgresql.py
 _PRESENCE = frozenset((Kind.JOIN, Kind.LEAVE))
 
 # How often the feed reads even without a notification (a lost one costs at most this).
@@ -113,6 +114,7 @@ class FeedDelivery:
         *,
         poll_s: float = FEED_POLL_S,
         on_presence: Callable[[], None] | None = None,
+        on_kick: Callable[[str], None] | None = None,
     ) -> None:
         self._loop = loop
         self._hub = hub
@@ -120,6 +122,7 @@ class FeedDelivery:
         self._db = db
         self._poll_s = poll_s
         self._on_presence = on_presence  # told of every login, logout, join and leave
+        self._on_kick = on_kick  # a kick's notice, on the event loop
         self._lock = threading.Lock()  # guards _local (writer thread, reader thread)
         self._local: dict[int, Any] = {}  # message id -> its job's context, until read
         self._uncertain: list[MessageJob] = []  # their commit failed, perhaps after the fact
@@ -266,8 +269,12 @@ class FeedDelivery:
                     engine_of(conn).listen(conn)
                     self._listen_conn = conn
                     self._wake.set()  # whatever came while not listening
-                if engine_of(conn).notified(conn, min(self._poll_s, 0.25)):
-                    self._wake.set()
+                for channel, payload in engine_of(conn).notified(conn, min(self._poll_s, 0.25)):
+                    if channel == KICK_CHANNEL:
+                        if self._on_kick is not None:
+                            self._loop.call_soon_threadsafe(self._on_kick, payload)
+                    else:
+                        self._wake.set()
             except ERRORS as exc:
                 log.error("the feed lost its notices: %s", exc)
                 if conn is not None:

@@ -148,6 +148,10 @@ class Hub:
         sessions = self._by_name.get(username.lower())
         return sessions[0].name if sessions else self._remote.get(username.lower())
 
+    def online_elsewhere(self, username: str) -> bool:
+        """Whether the user is online on another node sharing the database."""
+        return username.lower() in self._remote
+
     def set_remote(self, online: list[tuple[int | None, str]]) -> None:
         """Who is online on the other nodes: (None, name) for each account and
         (room id, name) for each of its rooms (from chatd/core/presence.py)."""

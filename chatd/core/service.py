@@ -94,6 +94,7 @@ class ChatService:
                 self._not_saved,
                 self.settings.db,
                 on_presence=self._presence.wake,
+                on_kick=self._kicked_elsewhere,
             )
             self._writer = GroupCommitWriter(
                 self.settings.db,
@@ -234,9 +235,27 @@ class ChatService:
     def kick(self, username: str, *, by: str, reason: str) -> int:
         """Disconnect every session of a user; returns how many there were."""
         kicked = self.hub.kick(username, by, reason)
+        if self._presence is not None and self.hub.online_elsewhere(username):
+            # Online on another node: that node disconnects its sessions.
+            node_id = self._presence.node_id
+            kick = partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
+            self._writer.submit(ActionJob(kick))
+            kicked += 1
         if kicked:
             log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
+
+    def _kicked_elsewhere(self, payload: str) -> None:
+        """A kick from another node: disconnect the user's sessions here."""
+        try:
+            node_id, username, by, reason = nodes.kick_of(payload)
+        except (ValueError, KeyError, TypeError):
+            log.error("a kick notice not understood: %r", payload[:100])
+            return
+        if self._presence is not None and node_id == self._presence.node_id:
+            return  # this node's own, sent to the others
+        if self.hub.kick(username, by, reason):
+            log.info("%s kicked %s%s (from another node)", by, username, reason and f" ({reason})")
 
     # --- messages -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ See migrations/postgresql/0005_nodes.sql.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from chatd.clock import now_us
@@ -98,3 +99,16 @@ def online(conn: Connection, node_id: int, alive_s: float) -> list[tuple[int | N
         {"me": node_id, "alive": alive_s},
     ).fetchall()
     return [(room_id, str(name)) for room_id, name in rows]
+
+
+def kick(conn: Connection, *, node_id: int, username: str, by: str, reason: str) -> None:
+    """Tell the other nodes to disconnect a user's sessions (when this transaction
+    commits); `node_id` is the sender's."""
+    payload = json.dumps({"node": node_id, "user": username, "by": by, "reason": reason})
+    conn.execute("SELECT pg_notify('chatd_kicks', ?)", (payload,))
+
+
+def kick_of(payload: str) -> tuple[int, str, str, str]:
+    """(sending node, user, by, reason) of a kick's notice."""
+    kick = json.loads(payload)
+    return int(kick["node"]), str(kick["user"]), str(kick["by"]), str(kick["reason"])

@@ -117,11 +117,12 @@ class Engine:
         )
 
     def listen(self, conn: Connection) -> None:
-        """Be told of messages committed by anyone (see `notified`); PostgreSQL only."""
+        """Be told of messages committed and kicks sent by any node (see `notified`);
+        PostgreSQL only."""
         raise NotImplementedError
 
-    def notified(self, conn: Connection, timeout_s: float) -> bool:
-        """Wait up to `timeout_s` for a notice of committed messages; True if one came."""
+    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
+        """Wait up to `timeout_s` for notices; (channel, payload) of those that came."""
         raise NotImplementedError
 
     def is_lost(self, conn: Connection) -> bool:

@@ -195,6 +195,8 @@ _INSERT = (
 # The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/feed.py).
 MESSAGES_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
 FEED_CHANNEL = "chatd_messages"
+# Kicks between nodes: a notice whose payload names the user (chatd/storage/nodes.py).
+KICK_CHANNEL = "chatd_kicks"
 
 # The search expression; the same as the messages_search index's, so that it is used.
 _DOCUMENT = "to_tsvector('simple', chatd_unaccent(m.body))"
@@ -256,13 +258,12 @@ class PostgreSQLEngine(Engine):
 
     def listen(self, conn: Connection) -> None:
         conn.execute(f"LISTEN {FEED_CHANNEL}")
+        conn.execute(f"LISTEN {KICK_CHANNEL}")
 
-    def notified(self, conn: Connection, timeout_s: float) -> bool:
+    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
         raw = cast(PostgresConnection, conn).raw
         with _chatd_errors():
-            for _ in raw.notifies(timeout=timeout_s, stop_after=1):
-                return True
-        return False
+            return [(n.channel, n.payload) for n in raw.notifies(timeout=timeout_s, stop_after=1)]
 
     def is_lost(self, conn: Connection) -> bool:
         raw = cast(PostgresConnection, conn).raw
