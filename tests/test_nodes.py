@@ -15,6 +15,7 @@ import pytest
 
 from chatd.storage import open_database, users
 from tests.conftest import TIMEOUT, LineClient, RunningServer
+from tests.irc_helpers import start_irc
 from tests.test_serve_command import start_serve
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
@@ -296,3 +297,27 @@ def test_three_nodes_deliver_everything_once_in_one_order(
         others = tuple(f"{other}: " for other in names if other != client.name)
         seen = [line for line in client.received if line.startswith(others)]
         assert seen == [line for line in everything if line.startswith(others)]
+
+
+def test_irc_names_and_who_see_the_other_nodes_users(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    a = start_irc(make_server, rate_per_second=0)
+    b = make_server(rate_per_second=0)
+    alice = a.sasl("alice", "pass123")
+    bob = b.login("bob", "qwerty")
+    bob.send("/join #dev")
+    bob.expect(r"^Now talking in #dev\.$")
+    alice.send("JOIN #dev")
+    alice.expect(r"^:alice!alice@chatd JOIN #dev$")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # bob's login reaches node A within a beat
+        alice.send("NAMES #dev")
+        if alice.expect(r" 353 alice = #dev :").string.endswith(":alice bob"):
+            break
+        assert time.monotonic() < deadline, alice.received[-3:]
+        _idle(alice)
+    alice.send("WHO bob")
+    alice.expect(r" 352 alice \* bob chatd irc\.test bob H :0 bob$")
+    bob.send("hello irc")
+    alice.expect(r"^:bob!bob@chatd PRIVMSG #dev :hello irc$")
