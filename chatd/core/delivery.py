@@ -252,13 +252,20 @@ class FeedDelivery:
 
     def _deliver(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
         """Hand messages to the hub in commit order; wake whoever waited for them."""
-        for message_id, message, context in chunk:
-            origin, done = context if context is not None else (None, None)
-            self._hub.deliver(message, message_id, origin)
+        self._hub.deliver_batch(
+            [
+                (message, message_id, None if context is None else context[0])
+                for message_id, message, context in chunk
+            ]
+        )
+        presence = False
+        for _, message, context in chunk:
+            done = None if context is None else context[1]
             if done is not None and not done.done():
                 done.set_result(True)
-            if message.kind in _PRESENCE and self._on_presence is not None:
-                self._on_presence()
+            presence = presence or message.kind in _PRESENCE
+        if presence and self._on_presence is not None:
+            self._on_presence()
 
     def _listen(self) -> None:
         conn = None
