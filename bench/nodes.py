@@ -42,19 +42,21 @@ def _drop(server: str, name: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def run(server: str, clients: int, senders: int, rate: float, seconds: float) -> dict[str, float]:
+def run(  # noqa: PLR0917
+    server: str, clients: int, senders: int, rate: float, seconds: float, count: int = 2
+) -> dict[str, float]:
     name, url = _database(server)
     nodes: list[ChatdServer] = []
     try:
-        for _ in range(2):
+        for _ in range(count):
             directory = Path(tempfile.mkdtemp(prefix="chatd-nodes-"))
             write_users(directory / "users.txt", clients)
-            flags = ["--rate-per-second", "0"]
+            flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
             db = cast(Path, url)  # ChatdServer passes it on as --db
             nodes.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
         half = clients // 2
         on_a = loadgen.connect_all(nodes[0].port, half, loadgen.CHAT, first=0)
-        on_b = loadgen.connect_all(nodes[1].port, clients - half, loadgen.CHAT, first=half)
+        on_b = loadgen.connect_all(nodes[-1].port, clients - half, loadgen.CHAT, first=half)
         # Interleaved, so that the senders (the first ones) and the sampled
         # recipients (every quarter) are on both nodes.
         connected = [c for pair in zip(on_a, on_b, strict=False) for c in pair]
@@ -98,9 +100,10 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=40_000.0, help="deliveries a second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: a baseline")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    figures = run(args.postgres, args.clients, args.senders, args.rate, args.seconds)
+    figures = run(args.postgres, args.clients, args.senders, args.rate, args.seconds, args.nodes)
     print(json.dumps(figures, indent=2))
 
 
