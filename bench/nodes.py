@@ -45,14 +45,15 @@ def _drop(server: str, name: str) -> None:
 def run(  # noqa: PLR0917
     server: str, clients: int, senders: int, rate: float, seconds: float, count: int = 2
 ) -> dict[str, float]:
-    name, url = _database(server)
+    """`count` nodes on a new PostgreSQL database (0: one node on SQLite, a baseline)."""
+    name, url = _database(server) if count else ("", "")
     nodes: list[ChatdServer] = []
     try:
-        for _ in range(count):
+        for _ in range(max(count, 1)):
             directory = Path(tempfile.mkdtemp(prefix="chatd-nodes-"))
             write_users(directory / "users.txt", clients)
             flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
-            db = cast(Path, url)  # ChatdServer passes it on as --db
+            db = cast(Path, url) if url else directory / "chat.db"  # passed on as --db
             nodes.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
         half = clients // 2
         on_a = loadgen.connect_all(nodes[0].port, half, loadgen.CHAT, first=0)
@@ -91,7 +92,8 @@ def run(  # noqa: PLR0917
             node.stop()
             node.__exit__()
         time.sleep(0.2)
-        _drop(server, name)
+        if name:
+            _drop(server, name)
 
 
 def main() -> None:
@@ -100,7 +102,9 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--rate", type=float, default=40_000.0, help="deliveries a second")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--nodes", type=int, choices=(1, 2), default=2, help="1: a baseline")
+    parser.add_argument(
+        "--nodes", type=int, choices=(0, 1, 2), default=2, help="1, or 0 (SQLite): baselines"
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     figures = run(args.postgres, args.clients, args.senders, args.rate, args.seconds, args.nodes)
