@@ -72,7 +72,8 @@ class GroupCommitWriter:
     """Commits queued jobs in batches on its own thread, then calls `on_committed(batch)`.
 
     `on_committed` runs on the writer thread; the server passes one that hands
-    the batch to its event loop.
+    the batch to its event loop. `before_commit(batch)`, if given, runs on the
+    writer thread inside the transaction, once the batch's ids are known.
     """
 
     def __init__(
@@ -81,9 +82,11 @@ class GroupCommitWriter:
         on_committed: Callable[[list[WriteJob]], None],
         *,
         batch_max: int = 1024,
+        before_commit: Callable[[list[WriteJob]], None] | None = None,
     ) -> None:
         self._db_path = db_path
         self._on_committed = on_committed
+        self._before_commit = before_commit
         self._batch_max = batch_max
         self._queue: queue.SimpleQueue[WriteJob | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="chatd-writer", daemon=True)
@@ -139,6 +142,8 @@ class GroupCommitWriter:
         try:
             with transaction(self._conn):
                 self._apply(batch)
+                if self._before_commit is not None:  # ids known, not yet visible to others
+                    self._before_commit(batch)
         except ERRORS as exc:  # the whole transaction failed: disk full, I/O error, no server
             log.error("could not commit %d writes: %s", len(batch), exc)
             for job in batch:

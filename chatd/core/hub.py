@@ -72,14 +72,16 @@ class RoomState:
     # Online sessions of member accounts, per front end: delivery loops over
     # each group once, with no per-recipient dispatch.
     online: dict[FrontEnd, dict[Member, None]]
+    # Members online on other nodes sharing the database (see Hub.set_remote).
+    remote: frozenset[str] = frozenset()
 
     def members(self) -> Iterable[Member]:
         for group in self.online.values():
             yield from group
 
     def online_names(self) -> list[str]:
-        """Each online member once, sorted."""
-        return sorted({m.name for m in self.members()}, key=str.casefold)
+        """Each online member once (on any node), sorted."""
+        return sorted({m.name for m in self.members()} | self.remote, key=str.casefold)
 
 
 class Hub:
@@ -93,6 +95,9 @@ class Hub:
         self._rooms: dict[int, RoomState] = {}
         self._room_ids: dict[str, int] = {}  # room name -> id
         self._general = self._room(Room(GENERAL_ROOM_ID, GENERAL_ROOM, ""))
+        # Accounts online on other nodes (several nodes on PostgreSQL): lower-case
+        # name -> name. Always empty on SQLite.
+        self._remote: dict[str, str] = {}
 
     # --- presence ---------------------------------------------------------------
 
@@ -128,12 +133,38 @@ class Hub:
         return True
 
     def online_count(self) -> int:
-        """How many users (not sessions) are online."""
-        return len(self._by_name)
+        """How many users (not sessions) are online, on every node."""
+        if not self._remote:
+            return len(self._by_name)
+        return len(self._by_name.keys() | self._remote.keys())
 
     def online_names(self) -> list[str]:
-        """Each online user once, sorted."""
-        return sorted((s[0].name for s in self._by_name.values()), key=str.casefold)
+        """Each online user once (on any node), sorted."""
+        names = {key: s[0].name for key, s in self._by_name.items()}
+        return sorted((self._remote | names).values(), key=str.casefold)
+
+    def online_name(self, username: str) -> str | None:
+        """The name of a user online on any node, as the account spells it."""
+        sessions = self._by_name.get(username.lower())
+        return sessions[0].name if sessions else self._remote.get(username.lower())
+
+    def online_elsewhere(self, username: str) -> bool:
+        """Whether the user is online on another node sharing the database."""
+        return username.lower() in self._remote
+
+    def set_remote(self, online: list[tuple[int | None, str]]) -> None:
+        """Who is online on the other nodes: (None, name) for each account and
+        (room id, name) for each of its rooms (from chatd/core/presence.py)."""
+        self._remote = {name.lower(): name for room_id, name in online if room_id is None}
+        rooms: dict[int, set[str]] = {}
+        for room_id, name in online:
+            if room_id is not None:
+                rooms.setdefault(room_id, set()).add(name)
+        for room_id, state in self._rooms.items():
+            if room_id == GENERAL_ROOM_ID:
+                state.remote = frozenset(self._remote.values())
+            else:
+                state.remote = frozenset(rooms.get(room_id, ()))
 
     def sessions_of(self, username: str) -> list[Member]:
         return list(self._by_name.get(username.lower(), ()))
@@ -168,9 +199,15 @@ class Hub:
     def online_in(self, room_id: int) -> int:
         """How many users (not sessions) of the room are online."""
         if room_id == GENERAL_ROOM_ID:
-            return len(self._by_name)  # everyone's room
+            return self.online_count()  # everyone's room
         state = self._rooms.get(room_id)
-        return 0 if state is None else len({m.user_id for m in state.members()})
+        if state is None:
+            return 0
+        if state.remote:
+            return len(
+                {m.name.lower() for m in state.members()} | {n.lower() for n in state.remote}
+            )
+        return len({m.user_id for m in state.members()})
 
     def _room(self, room: Room) -> RoomState:
         state = self._rooms.get(room.id)
@@ -271,7 +308,8 @@ class Hub:
         for frontend, members in by_frontend.items():
             frontend.deliver(message, members, origin)
         if origin is not None:
-            origin.frontend.acknowledge(message, origin, delivered=bool(online))
+            delivered = bool(online) or message.recipient.lower() in self._remote
+            origin.frontend.acknowledge(message, origin, delivered=delivered)
 
     def _notices_wanted(self, room: RoomState) -> bool:
         """Joins and leaves are news only in rooms small enough (SPEC §4)."""

@@ -18,12 +18,13 @@ from typing import Any, TypeVar
 from chatd import accounts
 from chatd.accounts import LoginResult, PasswordHasher
 from chatd.clock import now_us
-from chatd.core.delivery import LocalDelivery
+from chatd.core.delivery import FeedDelivery, LocalDelivery
 from chatd.core.hub import Hub, Member, RoomState
+from chatd.core.presence import NodePresence
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
-from chatd.storage import Connection, messages, rooms, users
+from chatd.storage import Connection, is_url, messages, nodes, rooms, users
 from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
@@ -82,10 +83,30 @@ class ChatService:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        delivery = LocalDelivery(loop, self.hub, self._not_saved)
-        self._writer = GroupCommitWriter(
-            self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
-        )
+        self._feed: FeedDelivery | None = None
+        self._presence: NodePresence | None = None
+        if is_url(self.settings.db):  # PostgreSQL: other nodes may share the database
+            self._presence = NodePresence(loop, self.hub, self.settings.db)
+            self._presence.start()
+            self._feed = FeedDelivery(
+                loop,
+                self.hub,
+                self._not_saved,
+                self.settings.db,
+                on_presence=self._presence.wake,
+                on_kick=self._kicked_elsewhere,
+            )
+            self._writer = GroupCommitWriter(
+                self.settings.db,
+                self._feed.committed,
+                batch_max=self.settings.commit_batch,
+                before_commit=self._feed.prepared,
+            )
+        else:
+            delivery = LocalDelivery(loop, self.hub, self._not_saved)
+            self._writer = GroupCommitWriter(
+                self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
+            )
         self._writer.start()
         self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
         self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
@@ -94,10 +115,17 @@ class ChatService:
         # Make the decoy hash for unknown users now, so the first one costs no more.
         self._hashing.run(no_connection(lambda: self.hasher.decoy_hash))
         self.hub.last_delivered_id = self._writer.last_message_id
+        if self._feed is not None:  # delivery starts after what is committed by now
+            self.hub.last_delivered_id = self._feed.start()
 
     async def stop(self) -> None:
-        """Commit what is pending, then end every thread."""
-        for stop in (self._writer.stop, self._reads.stop, self._hashing.stop):
+        """Commit what is pending, deliver it, then end every thread."""
+        stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
+        if self._feed is not None:
+            stops.insert(1, self._feed.stop)
+        if self._presence is not None:
+            stops.insert(1, self._presence.stop)
+        for stop in stops:
             await self._loop.run_in_executor(None, stop)
 
     async def flush(self) -> None:
@@ -155,6 +183,18 @@ class ChatService:
         if not first:
             return []
         upto = self.hub.last_delivered_id  # later messages reach the session live
+        if self._presence is not None:  # online here, for the other nodes: before the login
+            self._presence.local[user.id] = user.username
+            self._writer.submit(
+                ActionJob(
+                    partial(
+                        nodes.add_session,
+                        node_id=self._presence.node_id,
+                        user_id=user.id,
+                        name=member.name,
+                    )
+                )
+            )
         self._record(Kind.JOIN, member)
         seen = self._seen_at_logout.pop(user.id, user.seen_upto)
         limit = self.settings.replay_max
@@ -165,6 +205,17 @@ class ChatService:
     def leave(self, member: Member, reason: str) -> None:
         """A logged-in session has ended."""
         if self.hub.leave(member):
+            if self._presence is not None:
+                self._presence.local.pop(member.user_id, None)
+                self._writer.submit(
+                    ActionJob(
+                        partial(
+                            nodes.remove_session,
+                            node_id=self._presence.node_id,
+                            user_id=member.user_id,
+                        )
+                    )
+                )
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
@@ -184,9 +235,27 @@ class ChatService:
     def kick(self, username: str, *, by: str, reason: str) -> int:
         """Disconnect every session of a user; returns how many there were."""
         kicked = self.hub.kick(username, by, reason)
+        if self._presence is not None and self.hub.online_elsewhere(username):
+            # Online on another node: that node disconnects its sessions.
+            node_id = self._presence.node_id
+            kick = partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
+            self._writer.submit(ActionJob(kick))
+            kicked += 1
         if kicked:
             log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
+
+    def _kicked_elsewhere(self, payload: str) -> None:
+        """A kick from another node: disconnect the user's sessions here."""
+        try:
+            node_id, username, by, reason = nodes.kick_of(payload)
+        except (ValueError, KeyError, TypeError):
+            log.error("a kick notice not understood: %r", payload[:100])
+            return
+        if self._presence is not None and node_id == self._presence.node_id:
+            return  # this node's own, sent to the others
+        if self.hub.kick(username, by, reason):
+            log.info("%s kicked %s%s (from another node)", by, username, reason and f" ({reason})")
 
     # --- messages -----------------------------------------------------------------
 

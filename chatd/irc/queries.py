@@ -14,8 +14,7 @@ from chatd.irc.session import HOST, IrcSession
 
 def _online_name(session: IrcSession, nick: str) -> str | None:
     """The account name of a user online under `nick` (any case), if there is one."""
-    sessions = session.service.hub.sessions_of(nick)
-    return sessions[0].name if sessions else None
+    return session.service.hub.online_name(nick)
 
 
 async def who(session: IrcSession, params: list[str]) -> None:

@@ -271,6 +271,25 @@ def _count_and_latest_entries(
     return count, [_log_entry(row) for row in reversed(rows)]
 
 
+def committed_after(conn: Connection, after: int, limit: int) -> list[tuple[int, NewMessage]]:
+    """The committed messages with ids after `after`, oldest first, at most `limit`,
+    with their rooms' names: what a node delivers next (chatd/core/delivery.py)."""
+    rows = conn.execute(
+        "SELECT m.id, m.sent_at, m.kind, m.sender_id, m.sender, m.body, m.recipient_id,"
+        " m.recipient, m.room_id, r.name FROM messages AS m"
+        " LEFT JOIN rooms AS r ON r.id = m.room_id"
+        " WHERE m.id > ? ORDER BY m.id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return [(row[0], NewMessage(row[1], _KINDS[row[2]], *row[3:])) for row in rows]
+
+
+def last_committed_id(conn: Connection) -> int:
+    """The id of the newest message committed and still stored (0 for none)."""
+    (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()
+    return int(top)
+
+
 def last_id(conn: Connection) -> int:
     """The id of the newest message ever stored (0 for none), deleted ones included."""
     return engine_of(conn).last_message_id(conn)

@@ -116,6 +116,15 @@ class Engine:
             " applied_at BIGINT NOT NULL)"  # UTC microseconds
         )
 
+    def listen(self, conn: Connection) -> None:
+        """Be told of messages committed and kicks sent by any node (see `notified`);
+        PostgreSQL only."""
+        raise NotImplementedError
+
+    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
+        """Wait up to `timeout_s` for notices; (channel, payload) of those that came."""
+        raise NotImplementedError
+
     def is_lost(self, conn: Connection) -> bool:
         """Whether the connection is gone for good (the server went away): reconnect."""
         return False

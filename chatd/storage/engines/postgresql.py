@@ -187,6 +187,17 @@ _INSERT = (
     " ORDER BY n RETURNING id"
 )
 
+# Message ids must commit in the order they are handed out, or a node reading
+# "id > the last I delivered" would skip an id that commits after a higher one
+# (sequence values are taken at INSERT, transactions commit when they commit).
+# So a transaction takes this lock (a key of chatd's own) before inserting
+# messages and holds it to its commit: one node's batch at a time gets ids.
+# The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/feed.py).
+MESSAGES_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
+FEED_CHANNEL = "chatd_messages"
+# Kicks between nodes: a notice whose payload names the user (chatd/storage/nodes.py).
+KICK_CHANNEL = "chatd_kicks"
+
 # The search expression; the same as the messages_search index's, so that it is used.
 _DOCUMENT = "to_tsvector('simple', chatd_unaccent(m.body))"
 
@@ -209,6 +220,8 @@ class PostgreSQLEngine(Engine):
 
     def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
         columns = [list(column) for column in zip(*rows, strict=True)]
+        conn.execute(MESSAGES_LOCK)
+        conn.execute(f"NOTIFY {FEED_CHANNEL}")
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
@@ -242,6 +255,15 @@ class PostgreSQLEngine(Engine):
             "'" + literal.replace("\\", "\\\\").replace("'", "''") + "'" + (":*" if prefix else "")
             for literal, prefix in terms
         )
+
+    def listen(self, conn: Connection) -> None:
+        conn.execute(f"LISTEN {FEED_CHANNEL}")
+        conn.execute(f"LISTEN {KICK_CHANNEL}")
+
+    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
+        raw = cast(PostgresConnection, conn).raw
+        with _chatd_errors():
+            return [(n.channel, n.payload) for n in raw.notifies(timeout=timeout_s, stop_after=1)]
 
     def is_lost(self, conn: Connection) -> bool:
         raw = cast(PostgresConnection, conn).raw

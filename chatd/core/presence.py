@@ -1,0 +1,109 @@
+"""Who is online on the other nodes sharing a PostgreSQL database (SPEC §9).
+
+`NodePresence` registers this node, beats every HEARTBEAT_S on a thread and
+connection of its own, declares dead any node whose beat is older than
+DEAD_AFTER_S (removing its sessions and recording their logouts, which reach
+every node as committed messages), and reads who is online elsewhere for the
+hub, every beat and whenever a login or logout elsewhere is delivered
+(`wake`). A clean stop removes the node's rows. SQLite has one node: no
+presence runs there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+from chatd.core.hub import Hub
+from chatd.storage import ERRORS, Connection, connect, nodes, transaction
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 2.0
+# A node whose last beat is older than this is dead (its users drop out of
+# /users within DEAD_AFTER_S + HEARTBEAT_S, inside SPEC §9's 15 s).
+DEAD_AFTER_S = 10.0
+
+
+class NodePresence:
+    """This node in the `nodes` table, and the other nodes' users in the hub."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        hub: Hub,
+        db: Path | str,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+        dead_after_s: float = DEAD_AFTER_S,
+    ) -> None:
+        self._loop = loop
+        self._hub = hub
+        self._db = db
+        self._heartbeat_s = heartbeat_s
+        self._dead_after_s = dead_after_s
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.local: dict[int, str] = {}  # accounts online here: user id -> name (loop only)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chatd-presence", daemon=True)
+
+    def start(self) -> int:
+        """Register this node; returns its id."""
+        self._conn: Connection = connect(self._db)
+        self.node_id = nodes.register(self._conn, self.name)
+        self._thread.start()
+        return self.node_id
+
+    def wake(self) -> None:
+        """Someone logged in or out elsewhere, or joined or left a room: read again."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join()
+        with contextlib.suppress(*ERRORS):
+            nodes.remove(self._conn, self.node_id)
+        with contextlib.suppress(*ERRORS):
+            self._conn.close()
+
+    def _run(self) -> None:
+        beat_due = 0.0
+        while not self._stopping.is_set():
+            now = self._loop.time()
+            try:
+                if now >= beat_due:
+                    self._beat()
+                    beat_due = now + self._heartbeat_s
+                online = nodes.online(self._conn, self.node_id, self._dead_after_s)
+                self._loop.call_soon_threadsafe(self._hub.set_remote, online)
+            except ERRORS as exc:
+                log.error("presence: %s", exc)
+                self._reconnect()
+            self._wake.wait(max(0.0, beat_due - self._loop.time()))
+            self._wake.clear()
+
+    def _beat(self) -> None:
+        with transaction(self._conn):
+            if not nodes.beat(self._conn, self.node_id, self.name, list(self.local.items())):
+                log.warning("this node had been declared dead: registered again")
+            gone = nodes.reap(self._conn, self._dead_after_s)
+        if gone:
+            log.warning("a node stopped answering: %d users logged out", len(gone))
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(*ERRORS):
+            self._conn.close()
+        while not self._stopping.is_set():
+            try:
+                self._conn = connect(self._db)
+                return
+            except ERRORS as exc:
+                log.error("presence cannot reconnect: %s", exc)
+                self._stopping.wait(self._heartbeat_s)

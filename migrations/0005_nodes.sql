@@ -1,0 +1,3 @@
+-- Version 5 on PostgreSQL registers the nodes sharing a database and their
+-- users online (migrations/postgresql/0005_nodes.sql). SQLite serves one node,
+-- which knows its users itself: nothing changes here, and the versions stay in step.
