@@ -64,16 +64,22 @@ class LocalDelivery:
                     self._not_saved(origin)
                 if done is not None and not done.done():
                     done.set_result(job.error is None)
-            elif isinstance(job, ActionJob) and job.context is not None:
-                done = job.context
-                if done.done():
-                    continue
-                if job.error is None:
-                    done.set_result(job.result)
-                else:
-                    done.set_exception(job.error)
-            elif job.error is not None:
-                log.error("a database write failed: %s", job.error)
+            else:
+                settle_action(job)
+
+
+def settle_action(job: WriteJob) -> None:
+    """Wake whoever waits for a write other than a message, with its result or error."""
+    if isinstance(job, ActionJob) and job.context is not None:
+        done = job.context
+        if done.done():
+            return
+        if job.error is None:
+            done.set_result(job.result)
+        else:
+            done.set_exception(job.error)
+    elif job.error is not None:
+        log.error("a database write failed: %s", job.error)
 
 
 KICK_CHANNEL = "chatd_kicks"  # as in chatd/storage/engines/postgresql.py
@@ -191,16 +197,8 @@ class FeedDelivery:
                     self._not_saved(origin)
                 if done is not None and not done.done():
                     done.set_result(False)
-            elif isinstance(job, ActionJob) and job.context is not None:
-                done = job.context
-                if done.done():
-                    continue
-                if job.error is None:
-                    done.set_result(job.result)
-                else:
-                    done.set_exception(job.error)
-            elif job.error is not None:
-                log.error("a database write failed: %s", job.error)
+            else:
+                settle_action(job)
 
     # --- the feed -------------------------------------------------------------------
 
