@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
 from chatd.storage import rooms
@@ -183,6 +183,18 @@ def iter_history_lines_of_everyone(
 
 _NO_END = 2**63 - 1
 
+# What catching up reads: what people wrote in a room (messages and
+# announcements, not joins, leaves or topics; the partial index
+# messages_said_by_room holds exactly these), and private messages from others.
+_SAID_IN_ROOM = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
+_RECEIVED = (
+    "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS DISTINCT FROM :user"
+)
+# A stored message as a LogEntry row, its room by name.
+_ENTRY = (
+    "id, sent_at, kind, (SELECT name FROM rooms WHERE rooms.id = room_id), sender, recipient, body"
+)
+
 
 def room_lines(
     conn: Connection,
@@ -193,14 +205,10 @@ def room_lines(
     upto: int = _NO_END,
 ) -> tuple[int, list[str]]:
     """How many messages were said in a room (with ids after `after` and up to `upto`,
-    if given), and the latest `limit` of them as history lines, oldest first.
-
-    "Said" is what people wrote (messages and announcements), not joins, leaves
-    or topics. Both read the room's (room_id, id) index from the newest end.
-    """
-    said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
+    if given), and the latest `limit` of them as history lines, oldest first."""
     params = {"room": room_id, "after": after or 0, "upto": upto}
-    return _count_and_latest(conn, said, params, limit)
+    count, rows = _count_and_latest(conn, _SAID_IN_ROOM, params, limit, _history_line(conn))
+    return count, [line for (line,) in rows]
 
 
 def private_lines(
@@ -208,26 +216,9 @@ def private_lines(
 ) -> tuple[int, list[str]]:
     """How many private messages others sent the user with ids after `after` (and up to
     `upto`), and the latest `limit` of them as history lines, oldest first."""
-    received = (
-        "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS DISTINCT FROM :user"
-    )
     params = {"user": user_id, "after": after, "upto": upto}
-    return _count_and_latest(conn, received, params, limit)
-
-
-def _count_and_latest(
-    conn: Connection, where: str, params: dict[str, int], limit: int
-) -> tuple[int, list[str]]:
-    """How many messages match `where`, and the latest `limit` of them as lines, oldest first."""
-    (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
-    if count == 0 or limit == 0:
-        return count, []
-    rows = conn.execute(
-        f"SELECT {_line(engine_of(conn), utc=False)} FROM messages WHERE {where}"
-        " ORDER BY id DESC LIMIT :limit",
-        {**params, "limit": limit},
-    ).fetchall()
-    return count, [line for (line,) in reversed(rows)]
+    count, rows = _count_and_latest(conn, _RECEIVED, params, limit, _history_line(conn))
+    return count, [line for (line,) in rows]
 
 
 def room_messages(
@@ -240,35 +231,38 @@ def room_messages(
 ) -> tuple[int, list[LogEntry]]:
     """`room_lines`, as stored messages rather than lines: for a front end that shows
     each message its own way (IRC's PRIVMSGs with their time)."""
-    said = "room_id = :room AND id > :after AND id <= :upto AND kind IN ('public', 'announce')"
     params = {"room": room_id, "after": after or 0, "upto": upto}
-    return _count_and_latest_entries(conn, said, params, limit)
+    count, rows = _count_and_latest(conn, _SAID_IN_ROOM, params, limit, _ENTRY)
+    return count, [_log_entry(row) for row in rows]
 
 
 def private_messages(
     conn: Connection, user_id: int, after: int, limit: int, *, upto: int = _NO_END
 ) -> tuple[int, list[LogEntry]]:
     """`private_lines`, as stored messages rather than lines."""
-    received = (
-        "recipient_id = :user AND id > :after AND id <= :upto AND sender_id IS DISTINCT FROM :user"
-    )
     params = {"user": user_id, "after": after, "upto": upto}
-    return _count_and_latest_entries(conn, received, params, limit)
+    count, rows = _count_and_latest(conn, _RECEIVED, params, limit, _ENTRY)
+    return count, [_log_entry(row) for row in rows]
 
 
-def _count_and_latest_entries(
-    conn: Connection, where: str, params: dict[str, int], limit: int
-) -> tuple[int, list[LogEntry]]:
-    """`_count_and_latest`, with the messages as entries instead of lines."""
+def _history_line(conn: Connection) -> str:
+    return _line(engine_of(conn), utc=False)
+
+
+def _count_and_latest(
+    conn: Connection, where: str, params: dict[str, int], limit: int, columns: str
+) -> tuple[int, list[Any]]:
+    """How many messages match `where`, and `columns` of the latest `limit` of them,
+    oldest first. Both read an index from its newest end."""
     (count,) = conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()
     if count == 0 or limit == 0:
         return count, []
     rows = conn.execute(
-        "SELECT id, sent_at, kind, (SELECT name FROM rooms WHERE rooms.id = room_id),"
-        f" sender, recipient, body FROM messages WHERE {where} ORDER BY id DESC LIMIT :limit",
+        f"SELECT {columns} FROM messages WHERE {where} ORDER BY id DESC LIMIT :limit",
         {**params, "limit": limit},
     ).fetchall()
-    return count, [_log_entry(row) for row in reversed(rows)]
+    rows.reverse()
+    return count, rows
 
 
 def committed_after(conn: Connection, after: int, limit: int) -> list[tuple[int, NewMessage]]:
