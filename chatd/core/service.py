@@ -185,16 +185,7 @@ class ChatService:
         upto = self.hub.last_delivered_id  # later messages reach the session live
         if self._presence is not None:  # online here, for the other nodes: before the login
             self._presence.local[user.id] = user.username
-            self._writer.submit(
-                ActionJob(
-                    partial(
-                        nodes.add_session,
-                        node_id=self._presence.node_id,
-                        user_id=user.id,
-                        name=member.name,
-                    )
-                )
-            )
+            self._write_presence(nodes.add_session, user_id=user.id, name=member.name)
         self._record(Kind.JOIN, member)
         seen = self._seen_at_logout.pop(user.id, user.seen_upto)
         limit = self.settings.replay_max
@@ -207,19 +198,16 @@ class ChatService:
         if self.hub.leave(member):
             if self._presence is not None:
                 self._presence.local.pop(member.user_id, None)
-                self._writer.submit(
-                    ActionJob(
-                        partial(
-                            nodes.remove_session,
-                            node_id=self._presence.node_id,
-                            user_id=member.user_id,
-                        )
-                    )
-                )
+                self._write_presence(nodes.remove_session, user_id=member.user_id)
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
             self._writer.submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
+
+    def _write_presence(self, change: Callable[..., None], **fields: Any) -> None:
+        """Queue a change to this node's row of who is online (several nodes only)."""
+        assert self._presence is not None
+        self._writer.submit(ActionJob(partial(change, node_id=self._presence.node_id, **fields)))
 
     def _record(self, kind: Kind, member: Member, body: str = "") -> None:
         """Store a login or logout; its notice goes out once it is committed."""
