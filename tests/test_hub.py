@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chatd.core.hub import FrontEnd, Hub, Member
@@ -32,13 +32,14 @@ class Recorder:
     def deliver_said(
         self,
         messages: Sequence[NewMessage],
-        origins: Sequence[Member | None],
+        said_by: Mapping[Member, list[int]],
         audience: Iterable[Member],
     ) -> None:
         self.runs += 1
         members = list(audience)
-        for message, origin in zip(messages, origins, strict=True):
-            self.deliver(message, members, origin)
+        origins = {index: member for member, indexes in said_by.items() for index in indexes}
+        for index, message in enumerate(messages):
+            self.deliver(message, members, origins.get(index))
 
     def acknowledge(self, message: NewMessage, origin: Member, delivered: bool) -> None:
         self.received.append((origin.name, "ack", str(delivered)))

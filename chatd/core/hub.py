@@ -13,7 +13,7 @@ point in the stream of messages. Only the event loop touches a hub.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,12 +47,12 @@ class FrontEnd(Protocol):
     def deliver_said(
         self,
         messages: Sequence[NewMessage],
-        origins: Sequence[Member | None],
+        said_by: Mapping[Member, list[int]],
         audience: Iterable[Member],
     ) -> None:
         """Send several committed messages said in one room, in order, to `audience`:
-        each recipient's share can then go out as one write (origins get their
-        acknowledgements in place of their own messages)."""
+        each recipient's share can then go out as one write. `said_by` maps each
+        sender online to the indexes of its messages, which it gets acknowledged."""
 
     def acknowledge(self, message: NewMessage, origin: Member, delivered: bool) -> None:
         """Tell the origin its message is stored, when it was not in the audience;
@@ -249,8 +249,12 @@ class Hub:
         room = self._general if first.room_id == GENERAL_ROOM_ID else self._room_of(first)
         messages = [message for message, _, _ in run]
         origins = [origin for _, _, origin in run]
+        said_by: dict[Member, list[int]] = {}
+        for index, origin in enumerate(origins):
+            if origin is not None:
+                said_by.setdefault(origin, []).append(index)
         for frontend, members in room.online.items():
-            frontend.deliver_said(messages, origins, members)
+            frontend.deliver_said(messages, said_by, members)
         for message, origin in zip(messages, origins, strict=True):
             if origin is not None and origin not in room.online.get(origin.frontend, ()):
                 origin.frontend.acknowledge(message, origin, delivered=True)

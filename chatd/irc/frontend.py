@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from chatd.irc import channels, commands, registration
@@ -121,7 +121,7 @@ class IrcFrontEnd:
     def deliver_said(
         self,
         messages: Sequence[NewMessage],
-        origins: Sequence[Member | None],
+        said_by: Mapping[Member, list[int]],
         audience: Iterable[Member],
     ) -> None:
         """Several messages said in one channel: each member gets them in one write,
@@ -134,10 +134,6 @@ class IrcFrontEnd:
         ]
         tagged: list[bytes] = []  # made when first needed
         joined: dict[bool, bytes] = {}
-        said_by: dict[Member, list[int]] = {}
-        for index, origin in enumerate(origins):
-            if origin is not None:
-                said_by.setdefault(origin, []).append(index)
         for session in cast(Iterable[IrcSession], audience):
             if session.server_time and not tagged:
                 tagged = [

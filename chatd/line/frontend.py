@@ -7,7 +7,7 @@ everyone whose current room it was said in, and once more (lazily) with its
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, cast
 
@@ -84,7 +84,7 @@ class LineFrontEnd:
     def deliver_said(
         self,
         messages: Sequence[NewMessage],
-        origins: Sequence[Member | None],
+        said_by: Mapping[Member, list[int]],
         audience: Iterable[Member],
     ) -> None:
         """Several messages said in one room: each member gets them in one write.
@@ -97,10 +97,6 @@ class LineFrontEnd:
         here_all = b"".join(here)
         starts = list(accumulate(map(len, here), initial=0))  # where each line begins
         elsewhere_all = b""  # the same with [#room] tags, made when first needed
-        said_by: dict[Member, list[int]] = {}
-        for index, origin in enumerate(origins):
-            if origin is not None:
-                said_by.setdefault(origin, []).append(index)
         for session in cast(Iterable[Session], audience):
             mine = said_by.get(session)
             if mine is not None:
