@@ -87,7 +87,7 @@ def _new_postgres_database(server: str) -> Iterator[str]:
 _EMPTY_AGAIN = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid();
-TRUNCATE users, rooms, memberships, messages, nodes RESTART IDENTITY CASCADE;
+TRUNCATE users, rooms, memberships, messages, nodes, kicks RESTART IDENTITY CASCADE;
 INSERT INTO rooms (id, name, created_at) VALUES (1, '#general', 0);
 SELECT setval(pg_get_serial_sequence('rooms', 'id'), 1);
 """

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from chatd.storage import open_database, users
-from tests.conftest import TIMEOUT, LineClient, RunningServer
+from tests.conftest import TIMEOUT, LineClient, RunningServer, wait_for
 from tests.irc_helpers import start_irc
 from tests.test_serve_command import start_serve
 
@@ -260,6 +263,102 @@ def test_an_admin_on_one_node_kicks_a_user_on_the_other(nodes: Nodes) -> None:
     _users_are(admin, "admin")
     admin.send("/kick bob again")
     admin.expect(r"^Error: bob is not online\.$")
+
+
+@contextlib.contextmanager
+def _role_of_its_own(keeper: Any, url: str) -> Iterator[tuple[str, str]]:
+    """A login role for one node (its backends then tell apart from the other
+    node's, and it can be kept out), with its --db URL; dropped at the end."""
+    role = f"chatd_node_{secrets.token_hex(4)}"
+    keeper.execute(f"CREATE ROLE {role} LOGIN IN ROLE postgres")  # the tables' owner
+    parts = urlsplit(url)
+    try:
+        yield role, urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    finally:
+        keeper.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        keeper.execute(f"DROP ROLE {role}")
+
+
+def _kicks(keeper: Any) -> list[tuple[str, str, str]]:
+    return [
+        tuple(row)
+        for row in keeper.execute(
+            "SELECT u.username, k.by_name, k.reason FROM kicks AS k"
+            " JOIN users AS u ON u.id = k.user_id ORDER BY k.id"
+        )
+    ]
+
+
+def test_a_kick_made_while_a_node_is_cut_off_reaches_it_when_it_is_back(
+    make_server: Callable[..., RunningServer], postgres_database: tuple[str, Any], chat_db: str
+) -> None:
+    """A kick is a committed row: node B, cut off from the database when it is made
+    (and so deaf to its notice), applies it once it is back, exactly once."""
+    url, keeper = postgres_database
+    a = make_server(rate_per_second=0)
+    with open_database(chat_db) as conn:
+        users.set_role(conn, "admin", "admin")
+    with _role_of_its_own(keeper, url) as (role, b_url):
+        b = make_server(rate_per_second=0, db=b_url)
+        try:
+            admin = a.login("admin", "admin123")
+            bob = b.login("bob", "qwerty")
+            _users_are(admin, "admin, bob")
+            # Cut node B off: every connection of its role ended, and no new one let in.
+            keeper.execute(f"ALTER ROLE {role} NOLOGIN")
+            keeper.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            admin.send("/kick bob flooding")
+            admin.expect(r"^\*\*\* bob was kicked\.$")  # the reply of today
+            wait_for(lambda: _kicks(keeper), what="the kick committed")
+            assert _kicks(keeper) == [("bob", "admin", "flooding")]
+            assert "*** You were kicked by admin (flooding)." not in bob.received
+            keeper.execute(f"ALTER ROLE {role} LOGIN")
+            bob.expect(r"^\*\*\* You were kicked by admin \(flooding\)\.$", timeout=15)
+            bob.wait_closed()
+            # Applied once: bob is back on node B, and a later kick (of carol, on B)
+            # is applied there without kicking bob again.
+            bob = b.login("bob", "qwerty")
+            carol = b.login("carol", "carol-pw")
+            _users_are(admin, "admin, bob, carol")
+            admin.send("/kick carol")
+            admin.expect(r"^\*\*\* carol was kicked\.$")
+            carol.expect(r"^\*\*\* You were kicked by admin\.$")
+            carol.wait_closed()
+            bob.send("still here")
+            bob.expect("^You said: still here$")
+            admin.expect("^bob: still here$")
+        finally:
+            b.stop()
+
+
+def test_a_starting_node_applies_only_the_kicks_made_after_it(
+    make_server: Callable[..., RunningServer], postgres_database: tuple[str, Any], chat_db: str
+) -> None:
+    _, keeper = postgres_database
+    a = make_server(rate_per_second=0)
+    with open_database(chat_db) as conn:
+        users.set_role(conn, "admin", "admin")
+    b = make_server(rate_per_second=0)
+    admin = a.login("admin", "admin123")
+    bob = b.login("bob", "qwerty")
+    _users_are(admin, "admin, bob")
+    admin.send("/kick bob")
+    bob.wait_closed()
+    (newest,) = keeper.execute("SELECT max(id) FROM kicks").fetchone()
+    c = make_server(rate_per_second=0)
+    presence = c.server.service._presence
+    assert presence is not None and presence.last_kick == newest
+    carol = c.login("carol", "carol-pw")
+    _users_are(admin, "admin, carol")
+    admin.send("/kick carol")
+    carol.expect(r"^\*\*\* You were kicked by admin\.$")
+    carol.wait_closed()
+    assert presence.last_kick == newest + 1
 
 
 def test_three_nodes_deliver_everything_once_in_one_order(

@@ -7,6 +7,13 @@ every node as committed messages), and reads who is online elsewhere for the
 hub, every beat and whenever a login or logout elsewhere is delivered
 (`wake`). A clean stop removes the node's rows. SQLite has one node: no
 presence runs there.
+
+It also applies the kicks sent by other nodes (table kicks): it reads those
+after the last one applied at every beat and at every kick's notice
+(`kick_noticed`), so a kick made while this node was cut off from the
+database, or whose notice was lost, is applied within a beat of reconnecting;
+each exactly once, in order, starting after the newest at this node's start.
+The beat also forgets kicks older than KICKS_KEPT_S.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from chatd.core.hub import Hub
 from chatd.storage import ERRORS, Connection, connect, nodes, transaction
+from chatd.storage.nodes import Kick
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,11 @@ HEARTBEAT_S = 2.0
 # A node whose last beat is older than this is dead (its users drop out of
 # /users within DEAD_AFTER_S + HEARTBEAT_S, inside SPEC §9's 15 s).
 DEAD_AFTER_S = 10.0
+# Kicks are kept this long: far longer than any node may be cut off and still
+# be alive (DEAD_AFTER_S), so every live node has read each one before it goes.
+KICKS_KEPT_S = 3600.0
+# After a lost connection is opened again, the next beat comes this soon.
+RETRY_S = 0.2
 
 
 class NodePresence:
@@ -41,14 +55,17 @@ class NodePresence:
         *,
         heartbeat_s: float = HEARTBEAT_S,
         dead_after_s: float = DEAD_AFTER_S,
+        on_kick: Callable[[Kick], None] | None = None,
     ) -> None:
         self._loop = loop
         self._hub = hub
         self._db = db
+        self._on_kick = on_kick  # a kick from another node, on the event loop
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.local: dict[int, str] = {}  # accounts online here: user id -> name (loop only)
+        self.last_kick = 0  # every kick up to this id has been applied (presence thread)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatd-presence", daemon=True)
@@ -57,11 +74,16 @@ class NodePresence:
         """Register this node; returns its id."""
         self._conn: Connection = connect(self._db)
         self.node_id = nodes.register(self._conn, self.name)
+        self.last_kick = nodes.last_kick_id(self._conn)
         self._thread.start()
         return self.node_id
 
     def wake(self) -> None:
         """Someone logged in or out elsewhere, or joined or left a room: read again."""
+        self._wake.set()
+
+    def kick_noticed(self) -> None:
+        """A kick's notice came (any node's): read the kicks now."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -81,11 +103,13 @@ class NodePresence:
                 if now >= beat_due:
                     self._beat()
                     beat_due = now + self._heartbeat_s
-                online = nodes.online(self._conn, self.node_id, self._dead_after_s)
-                self._loop.call_soon_threadsafe(self._hub.set_remote, online)
+                self._read_kicks()
+                self._read_online()
             except ERRORS as exc:
                 log.error("presence: %s", exc)
                 self._reconnect()
+                # Beat again soon, and read what came meanwhile (kicks above all).
+                beat_due = min(beat_due, self._loop.time() + RETRY_S)
             self._wake.wait(max(0.0, beat_due - self._loop.time()))
             self._wake.clear()
 
@@ -94,8 +118,24 @@ class NodePresence:
             if not nodes.beat(self._conn, self.node_id, self.name, list(self.local.items())):
                 log.warning("this node had been declared dead: registered again")
             gone = nodes.reap(self._conn, self._dead_after_s)
+            nodes.trim_kicks(self._conn, KICKS_KEPT_S)
         if gone:
             log.warning("a node stopped answering: %d users logged out", len(gone))
+
+    def _read_kicks(self) -> None:
+        """Apply the kicks committed since the last one applied, other nodes' only."""
+        kicks = nodes.kicks_after(self._conn, self.last_kick)
+        if not kicks:
+            return
+        self.last_kick = kicks[-1].id
+        for kick in kicks:
+            if kick.node_id != self.node_id and self._on_kick is not None:
+                self._loop.call_soon_threadsafe(self._on_kick, kick)
+
+    def _read_online(self) -> None:
+        """Hand the hub who is online elsewhere."""
+        online = nodes.online(self._conn, self.node_id, self._dead_after_s)
+        self._loop.call_soon_threadsafe(self._hub.set_remote, online)
 
     def _reconnect(self) -> None:
         with contextlib.suppress(*ERRORS):

@@ -86,7 +86,9 @@ class ChatService:
         self._feed: FeedDelivery | None = None
         self._presence: NodePresence | None = None
         if is_url(self.settings.db):  # PostgreSQL: other nodes may share the database
-            self._presence = NodePresence(loop, self.hub, self.settings.db)
+            self._presence = NodePresence(
+                loop, self.hub, self.settings.db, on_kick=self._kicked_elsewhere
+            )
             self._presence.start()
             self._feed = FeedDelivery(
                 loop,
@@ -94,7 +96,7 @@ class ChatService:
                 self._not_saved,
                 self.settings.db,
                 on_presence=self._presence.wake,
-                on_kick=self._kicked_elsewhere,
+                on_kick=self._kick_noticed,
             )
             self._writer = GroupCommitWriter(
                 self.settings.db,
@@ -224,7 +226,8 @@ class ChatService:
         """Disconnect every session of a user; returns how many there were."""
         kicked = self.hub.kick(username, by, reason)
         if self._presence is not None and self.hub.online_elsewhere(username):
-            # Online on another node: that node disconnects its sessions.
+            # Online on another node: a kick committed for every node to read, and
+            # applied by the one(s) where the user is (see NodePresence).
             node_id = self._presence.node_id
             kick = partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
             self._writer.submit(ActionJob(kick))
@@ -233,17 +236,17 @@ class ChatService:
             log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
 
-    def _kicked_elsewhere(self, payload: str) -> None:
+    def _kick_noticed(self, payload: str) -> None:
+        """A kick's notice (its id): read the kicks not applied yet (the notice is
+        only a doorbell; the kicks themselves are rows)."""
+        if self._presence is not None:
+            self._presence.kick_noticed()
+
+    def _kicked_elsewhere(self, kick: nodes.Kick) -> None:
         """A kick from another node: disconnect the user's sessions here."""
-        try:
-            node_id, username, by, reason = nodes.kick_of(payload)
-        except (ValueError, KeyError, TypeError):
-            log.error("a kick notice not understood: %r", payload[:100])
-            return
-        if self._presence is not None and node_id == self._presence.node_id:
-            return  # this node's own, sent to the others
-        if self.hub.kick(username, by, reason):
-            log.info("%s kicked %s%s (from another node)", by, username, reason and f" ({reason})")
+        if self.hub.kick(kick.username, kick.by, kick.reason):
+            why = f" ({kick.reason})" if kick.reason else ""
+            log.info("%s kicked %s%s (from another node)", kick.by, kick.username, why)
 
     # --- messages -----------------------------------------------------------------
 

@@ -3,17 +3,18 @@
 A node registers itself at start, beats every few seconds, and removes its
 rows at a clean stop; any node removes a node whose beat is too old, with its
 sessions, and records their logouts. Times are the database's clock.
-See migrations/postgresql/0005_nodes.sql.
+An admin's kick of a user online elsewhere is a row every node reads (`kick`,
+`kicks_after`). See migrations/postgresql/0005_nodes.sql and 0006_kicks.sql.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from chatd.clock import now_us
 from chatd.storage import messages
-from chatd.storage.engines import Connection
+from chatd.storage.engines import Connection, engine_of
 from chatd.storage.messages import Kind, NewMessage
 
 
@@ -101,14 +102,54 @@ def online(conn: Connection, node_id: int, alive_s: float) -> list[tuple[int | N
     return [(room_id, str(name)) for room_id, name in rows]
 
 
-def kick(conn: Connection, *, node_id: int, username: str, by: str, reason: str) -> None:
-    """Tell the other nodes to disconnect a user's sessions (when this transaction
-    commits); `node_id` is the sender's."""
-    payload = json.dumps({"node": node_id, "user": username, "by": by, "reason": reason})
-    conn.execute("SELECT pg_notify('chatd_kicks', ?)", (payload,))
+@dataclass(frozen=True)
+class Kick:
+    """An admin's /kick, for the nodes where the user is online (table kicks)."""
+
+    id: int
+    node_id: int  # the node that sent it
+    username: str  # who is kicked, as the account spells it
+    by: str
+    reason: str
 
 
-def kick_of(payload: str) -> tuple[int, str, str, str]:
-    """(sending node, user, by, reason) of a kick's notice."""
-    kick = json.loads(payload)
-    return int(kick["node"]), str(kick["user"]), str(kick["by"]), str(kick["reason"])
+def kick(conn: Connection, *, node_id: int, username: str, by: str, reason: str) -> int | None:
+    """Tell every node to disconnect a user's sessions, once this transaction commits:
+    a row, and a notice carrying its id. `node_id` is the sender's. Returns the kick's
+    id (None: no such account)."""
+    engine_of(conn).in_commit_order(conn)  # kick ids commit in order, as message ids do
+    row = conn.execute(
+        "INSERT INTO kicks (node_id, user_id, by_name, reason)"
+        " SELECT ?, id, ?, ? FROM users WHERE username = ? RETURNING id",
+        (node_id, by, reason, username),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("SELECT pg_notify('chatd_kicks', ?)", (str(row[0]),))
+    return int(row[0])
+
+
+def last_kick_id(conn: Connection) -> int:
+    """The newest kick committed (0 for none): a starting node applies only later ones."""
+    (newest,) = conn.execute("SELECT coalesce(max(id), 0) FROM kicks").fetchone()
+    return int(newest)
+
+
+def kicks_after(conn: Connection, after: int) -> list[Kick]:
+    """Every kick committed after kick `after`, oldest first."""
+    rows = conn.execute(
+        "SELECT k.id, k.node_id, u.username, k.by_name, k.reason FROM kicks AS k"
+        " JOIN users AS u ON u.id = k.user_id WHERE k.id > ? ORDER BY k.id",
+        (after,),
+    )
+    return [Kick(int(i), int(node), str(who), str(by), str(why)) for i, node, who, by, why in rows]
+
+
+def trim_kicks(conn: Connection, keep_s: float) -> None:
+    """Forget the kicks older than `keep_s` (every node has applied them long since).
+    Rows another node is deleting at the same time are left to it."""
+    conn.execute(
+        "DELETE FROM kicks WHERE id IN (SELECT id FROM kicks"
+        " WHERE kicked_at < now() - make_interval(secs => ?) FOR UPDATE SKIP LOCKED)",
+        (keep_s,),
+    )

@@ -81,6 +81,11 @@ class Engine:
         """Store message rows and index them for search; return their ids, in order."""
         raise NotImplementedError
 
+    def in_commit_order(self, conn: Connection) -> None:
+        """Make the ids this transaction hands out from now on (messages, kicks) commit
+        in the order they are handed out, so that readers of "every row after id N"
+        miss none: hold a lock to the commit. SQLite has one writer at a time already."""
+
     def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
         """The rows of a query that may return millions (exports), a few at a time."""
         return iter(conn.execute(sql, parameters))  # SQLite steps through them as read

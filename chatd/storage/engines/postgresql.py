@@ -192,10 +192,12 @@ _INSERT = (
 # (sequence values are taken at INSERT, transactions commit when they commit).
 # So a transaction takes this lock (a key of chatd's own) before inserting
 # messages and holds it to its commit: one node's batch at a time gets ids.
-# The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/feed.py).
+# The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py).
+# Kicks between nodes (table kicks) take the same lock, for the same reason:
+# one lock, so that a batch holding both can never deadlock with another.
 MESSAGES_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
 FEED_CHANNEL = "chatd_messages"
-# Kicks between nodes: a notice whose payload names the user (chatd/storage/nodes.py).
+# Kicks between nodes: a notice whose payload is the kick's id (chatd/storage/nodes.py).
 KICK_CHANNEL = "chatd_kicks"
 
 # The search expression; the same as the messages_search index's, so that it is used.
@@ -220,11 +222,14 @@ class PostgreSQLEngine(Engine):
 
     def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        conn.execute(MESSAGES_LOCK)
+        self.in_commit_order(conn)
         conn.execute(f"NOTIFY {FEED_CHANNEL}")
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
+
+    def in_commit_order(self, conn: Connection) -> None:
+        conn.execute(MESSAGES_LOCK)
 
     def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
         return cast(PostgresConnection, conn).stream(sql, parameters)

@@ -1,0 +1,3 @@
+-- Version 6 on PostgreSQL keeps the kicks sent between nodes
+-- (migrations/postgresql/0006_kicks.sql). SQLite serves one node, which kicks
+-- its own sessions directly: nothing changes here, and the versions stay in step.
