@@ -144,3 +144,23 @@ def test_a_batch_goes_out_in_commit_order_with_runs_of_one_room_together() -> No
     assert line.to("bob") == ["one", "two", "three"]
     assert line.runs == 1  # [one, two] together; the others one at a time
     assert hub.last_delivered_id == 4
+
+
+def test_users_online_elsewhere_are_found_with_their_rooms() -> None:
+    """Other nodes' users (set_remote): their rooms, those no local user is in too."""
+    hub, line = Hub(quiet_joins_above=50), Recorder()
+    alice = FakeSession("alice", 1, line)
+    hub.enter(alice, [GENERAL])
+    lab = Room(3, "#lab", "soldering")
+    hub.set_remote([(None, "Bob"), (DEV.id, "Bob"), (lab.id, "Bob"), (None, "carol")], [DEV, lab])
+    assert hub.online_name("bob") == "Bob"
+    assert [state.name for state in hub.rooms_of_user("BOB")] == ["#general", "#dev", "#lab"]
+    assert [state.name for state in hub.rooms_of_user("carol")] == ["#general"]
+    assert [state.name for state in hub.rooms_of_user("alice")] == ["#general"]
+    assert hub.rooms_of_user("dave") == []
+    state = hub.room("#lab")
+    assert state is not None and state.topic == "soldering" and state.online_names() == ["Bob"]
+    assert hub.online_in(lab.id) == 1
+    hub.set_remote([(None, "carol")])  # Bob logged out
+    assert hub.rooms_of_user("bob") == [] and hub.online_name("bob") is None
+    assert hub.room("#lab") is not None and hub.online_in(lab.id) == 0

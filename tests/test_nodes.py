@@ -420,3 +420,57 @@ def test_irc_names_and_who_see_the_other_nodes_users(
     alice.expect(r" 352 alice \* bob chatd irc\.test bob H :0 bob$")
     bob.send("hello irc")
     alice.expect(r"^:bob!bob@chatd PRIVMSG #dev :hello irc$")
+
+
+def test_irc_whois_who_ison_and_userhost_find_a_user_on_another_node(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    """bob is online on node B only, in #dev, which nobody on node A has ever been in
+    (node A starts after he joined it): IRC users on node A still find him."""
+    b = make_server(rate_per_second=0)
+    bob = b.login("bob", "qwerty")
+    bob.send("/join #dev")
+    bob.expect(r"^Now talking in #dev\.$")
+    bob.send("/topic ship it")
+    bob.expect(r"^\*\*\* bob set the topic of #dev: ship it$")
+    a = start_irc(make_server, rate_per_second=0)
+    alice = a.sasl("alice", "pass123")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # what node A knows of node B's users, it learns within a beat
+        alice.send("WHOIS bob")
+        found = alice.expect(r" (311|401) alice bob ")
+        if found[1] == "311":
+            break
+        assert time.monotonic() < deadline, alice.received[-3:]
+        _idle(alice)
+    assert found.string.endswith(" 311 alice bob bob chatd * :bob")
+    whois = alice.lines_until(r" 318 alice bob :End of /WHOIS list\.$")
+    assert [line.split(" ", 1)[1] for line in whois] == [
+        "319 alice bob :#general #dev",
+        "312 alice bob irc.test :chatd",
+        "330 alice bob bob :is logged in as",
+        "318 alice bob :End of /WHOIS list.",
+    ]
+    alice.send("WHO #dev")
+    alice.expect(r" 352 alice #dev bob chatd irc\.test bob H :0 bob$")
+    alice.expect(r" 315 alice #dev :")
+    alice.send("TOPIC #dev")
+    alice.expect(r" 332 alice #dev :ship it$")
+    alice.send("ISON bob carol")
+    alice.expect(r" 303 alice :bob$")
+    alice.send("USERHOST bob carol")
+    alice.expect(r" 302 alice :bob=\+bob@chatd$")
+    alice.send("WHOIS carol")
+    alice.expect(r" 401 alice carol :No such nick/channel$")
+    alice.expect(r" 318 alice carol :End of /WHOIS list\.$")
+    line = a.line("carol", "carol-pw")
+    line.send("/who #dev")
+    line.expect("^Online in #dev: bob$")
+    bob.send("/quit")
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # and that he left, within a beat
+        alice.send("WHOIS bob")
+        if alice.expect(r" (311|401) alice bob ")[1] == "401":
+            break
+        assert time.monotonic() < deadline, alice.received[-3:]
+        _idle(alice)

@@ -96,8 +96,9 @@ class Hub:
         self._room_ids: dict[str, int] = {}  # room name -> id
         self._general = self._room(Room(GENERAL_ROOM_ID, GENERAL_ROOM, ""))
         # Accounts online on other nodes (several nodes on PostgreSQL): lower-case
-        # name -> name. Always empty on SQLite.
+        # name -> name, and the ids of their rooms but #general. Always empty on SQLite.
         self._remote: dict[str, str] = {}
+        self._remote_rooms: dict[str, set[int]] = {}
 
     # --- presence ---------------------------------------------------------------
 
@@ -152,19 +153,24 @@ class Hub:
         """Whether the user is online on another node sharing the database."""
         return username.lower() in self._remote
 
-    def set_remote(self, online: list[tuple[int | None, str]]) -> None:
+    def set_remote(self, online: list[tuple[int | None, str]], rooms: Iterable[Room] = ()) -> None:
         """Who is online on the other nodes: (None, name) for each account and
-        (room id, name) for each of its rooms (from chatd/core/presence.py)."""
+        (room id, name) for each of its rooms (from chatd/core/presence.py); `rooms`
+        are those rooms, so that the hub knows the ones no local user is in."""
+        for room in rooms:
+            self._room(room)
         self._remote = {name.lower(): name for room_id, name in online if room_id is None}
-        rooms: dict[int, set[str]] = {}
+        self._remote_rooms = {}
+        names: dict[int, set[str]] = {}
         for room_id, name in online:
             if room_id is not None:
-                rooms.setdefault(room_id, set()).add(name)
+                names.setdefault(room_id, set()).add(name)
+                self._remote_rooms.setdefault(name.lower(), set()).add(room_id)
         for room_id, state in self._rooms.items():
             if room_id == GENERAL_ROOM_ID:
                 state.remote = frozenset(self._remote.values())
             else:
-                state.remote = frozenset(rooms.get(room_id, ()))
+                state.remote = frozenset(names.get(room_id, ()))
 
     def sessions_of(self, username: str) -> list[Member]:
         return list(self._by_name.get(username.lower(), ()))
@@ -180,7 +186,21 @@ class Hub:
 
     def rooms_of(self, member: Member) -> list[RoomState]:
         """The rooms of an online member's account, #general first, then by name."""
-        ids = self._rooms_of.get(member.user_id, {GENERAL_ROOM_ID})
+        return self._sorted_rooms(self._rooms_of.get(member.user_id, {GENERAL_ROOM_ID}))
+
+    def rooms_of_user(self, username: str) -> list[RoomState]:
+        """The rooms of a user online on any node (none if offline), #general first, then
+        by name; for a user online elsewhere only, as of the last read of presence."""
+        sessions = self._by_name.get(username.lower())
+        if sessions:
+            return self.rooms_of(sessions[0])
+        key = username.lower()
+        if key not in self._remote:
+            return []
+        ids = self._remote_rooms.get(key, set()) & self._rooms.keys()
+        return self._sorted_rooms({GENERAL_ROOM_ID, *ids})
+
+    def _sorted_rooms(self, ids: Iterable[int]) -> list[RoomState]:
         return sorted(
             (self._rooms[i] for i in ids), key=lambda r: (r.id != GENERAL_ROOM_ID, r.name)
         )

@@ -30,6 +30,7 @@ from pathlib import Path
 from chatd.core.hub import Hub
 from chatd.storage import ERRORS, Connection, connect, nodes, transaction
 from chatd.storage.nodes import Kick
+from chatd.storage.rooms import Room
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class NodePresence:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.local: dict[int, str] = {}  # accounts online here: user id -> name (loop only)
         self.last_kick = 0  # every kick up to this id has been applied (presence thread)
+        # The rooms of users online elsewhere, for rooms the hub may not know yet.
+        self._rooms: dict[int, Room] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatd-presence", daemon=True)
@@ -133,9 +136,14 @@ class NodePresence:
                 self._loop.call_soon_threadsafe(self._on_kick, kick)
 
     def _read_online(self) -> None:
-        """Hand the hub who is online elsewhere."""
+        """Hand the hub who is online elsewhere, with the rooms they are in."""
         online = nodes.online(self._conn, self.node_id, self._dead_after_s)
-        self._loop.call_soon_threadsafe(self._hub.set_remote, online)
+        room_ids = {room_id for room_id, _ in online if room_id is not None}
+        if not room_ids <= self._rooms.keys():
+            rooms = nodes.rooms_with_ids(self._conn, room_ids - self._rooms.keys())
+            self._rooms.update((room.id, room) for room in rooms)
+        rooms_named = [self._rooms[i] for i in room_ids if i in self._rooms]
+        self._loop.call_soon_threadsafe(self._hub.set_remote, online, rooms_named)
 
     def _reconnect(self) -> None:
         with contextlib.suppress(*ERRORS):

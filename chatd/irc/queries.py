@@ -1,7 +1,8 @@
 """Who is who: WHO, WHOIS, WHOWAS, ISON and USERHOST, answered from the hub (who is online).
 
-Every user, whichever protocol they came by, looks the same here: nick,
-user name and account are the account's name, the host is `chatd`.
+Every user, whichever protocol they came by and whichever node they are on,
+looks the same here: nick, user name and account are the account's name, the
+host is `chatd`. (An away message is known only on the user's own node.)
 """
 
 from __future__ import annotations
@@ -44,13 +45,12 @@ async def who(session: IrcSession, params: list[str]) -> None:
 async def whois(session: IrcSession, params: list[str]) -> None:
     nick = params[-1]  # WHOIS [server] nick
     hub = session.service.hub
-    sessions = hub.sessions_of(nick)
-    if not sessions:
+    name = hub.online_name(nick)  # online here or on another node
+    if name is None:
         session.numeric(n.ERR_NOSUCHNICK, nick[:40], "No such nick/channel")
         session.numeric(n.RPL_ENDOFWHOIS, nick[:40], "End of /WHOIS list.")
         return
-    name = sessions[0].name
-    rooms = " ".join(state.name for state in hub.rooms_of(sessions[0]))
+    rooms = " ".join(state.name for state in hub.rooms_of_user(name))
     lines = [
         session.numeric_line(n.RPL_WHOISUSER, name, name, HOST, "*", name),
         session.numeric_line(n.RPL_WHOISCHANNELS, name, rooms),

@@ -16,6 +16,7 @@ from chatd.clock import now_us
 from chatd.storage import messages
 from chatd.storage.engines import Connection, engine_of
 from chatd.storage.messages import Kind, NewMessage
+from chatd.storage.rooms import Room
 
 
 def register(conn: Connection, name: str) -> int:
@@ -100,6 +101,12 @@ def online(conn: Connection, node_id: int, alive_s: float) -> list[tuple[int | N
         {"me": node_id, "alive": alive_s},
     ).fetchall()
     return [(room_id, str(name)) for room_id, name in rows]
+
+
+def rooms_with_ids(conn: Connection, room_ids: Iterable[int]) -> list[Room]:
+    """The rooms with these ids (the rooms of users online elsewhere, for the hub)."""
+    rows = conn.execute("SELECT id, name, topic FROM rooms WHERE id = ANY(?)", (list(room_ids),))
+    return [Room(int(room_id), str(name), str(topic)) for room_id, name, topic in rows]
 
 
 @dataclass(frozen=True)
