@@ -96,9 +96,11 @@ class Hub:
         self._room_ids: dict[str, int] = {}  # room name -> id
         self._general = self._room(Room(GENERAL_ROOM_ID, GENERAL_ROOM, ""))
         # Accounts online on other nodes (several nodes on PostgreSQL): lower-case
-        # name -> name, and the ids of their rooms but #general. Always empty on SQLite.
+        # name -> name, and (for WHOIS) the ids of their rooms but #general. Always
+        # empty on SQLite.
         self._remote: dict[str, str] = {}
-        self._remote_rooms: dict[str, set[int]] = {}
+        self._remote_online: list[tuple[int | None, str]] = []  # as set_remote had it
+        self._remote_rooms: dict[str, set[int]] | None = {}  # made when first asked for
 
     # --- presence ---------------------------------------------------------------
 
@@ -160,12 +162,11 @@ class Hub:
         for room in rooms:
             self._room(room)
         self._remote = {name.lower(): name for room_id, name in online if room_id is None}
-        self._remote_rooms = {}
+        self._remote_online, self._remote_rooms = online, None
         names: dict[int, set[str]] = {}
         for room_id, name in online:
             if room_id is not None:
                 names.setdefault(room_id, set()).add(name)
-                self._remote_rooms.setdefault(name.lower(), set()).add(room_id)
         for room_id, state in self._rooms.items():
             if room_id == GENERAL_ROOM_ID:
                 state.remote = frozenset(self._remote.values())
@@ -197,6 +198,11 @@ class Hub:
         key = username.lower()
         if key not in self._remote:
             return []
+        if self._remote_rooms is None:  # once per read of presence, and only if asked
+            self._remote_rooms = {}
+            for room_id, name in self._remote_online:
+                if room_id is not None:
+                    self._remote_rooms.setdefault(name.lower(), set()).add(room_id)
         ids = self._remote_rooms.get(key, set()) & self._rooms.keys()
         return self._sorted_rooms({GENERAL_ROOM_ID, *ids})
 
