@@ -377,14 +377,20 @@ def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> No
         await server.start()
         await server.serve()
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=event_loop_factory(settings)) as runner:
         runner.run(main())
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (the same asyncio API, with the
-    loop's own work done in C), else asyncio's; CHATD_EVENT_LOOP=asyncio forces it."""
-    if os.environ.get("CHATD_EVENT_LOOP", "") == "asyncio":
+def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (the same asyncio API, with the loop's
+    own work done in C), else asyncio's; CHATD_EVENT_LOOP=asyncio forces asyncio's.
+
+    A server with a TLS port runs on asyncio's: a TLS connection is counted and
+    admitted before its handshake, which starts on the connection's own task, so
+    nothing may be read from the socket in between. asyncio's loop honours a
+    pause from `connection_made`; uvloop starts reading right after it anyway.
+    """
+    if os.environ.get("CHATD_EVENT_LOOP", "") == "asyncio" or settings.tls_cert is not None:
         return None
     try:
         import uvloop

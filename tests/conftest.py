@@ -178,7 +178,9 @@ class RunningServer:
             self._ready.set()
             await self.server.serve()
 
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:  # as `chatd serve`
+        with asyncio.Runner(
+            loop_factory=event_loop_factory(self.settings)
+        ) as runner:  # as `chatd serve`
             runner.run(main())
 
     def stop(self) -> None:
