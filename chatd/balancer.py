@@ -43,8 +43,8 @@ def intercept(conn: Connection) -> bool:
     (`connection_opened`) once its header has named the client."""
     transport = conn.transport
     assert transport is not None, "called from connection_made"
-    # Paused means TLS comes next: the TLS layer (start_tls) reads what follows.
-    tls_next = not transport.is_reading()
+    # The TLS layer (start_tls) reads what follows the header, if TLS comes next.
+    tls_next = conn.tls is not None
     spec = conn.server.settings.proxy_protocol_from
     if spec and proxy.is_listed(conn.address, proxy.parse_networks(spec)):
         transport.set_protocol(_HeaderReader(conn, transport, tls_next=tls_next))

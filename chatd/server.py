@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import ssl
@@ -83,6 +84,7 @@ class ChatServer:
     async def start(self) -> None:
         """Prepare the database, start the worker threads and listen."""
         self._loop = asyncio.get_running_loop()
+        log.info("event loop: %s", type(self._loop).__module__.partition(".")[0])
         self._stop_requested = asyncio.Event()
         self._all_closed = asyncio.Event()
         _raise_open_files_limit(self.settings.max_connections + 64)
@@ -375,4 +377,23 @@ def run(settings: Settings, on_ready: Callable[[str], None] | None = None) -> No
         await server.start()
         await server.serve()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=event_loop_factory(settings)) as runner:
+        runner.run(main())
+
+
+def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (the same asyncio API, with the loop's
+    own work done in C), else asyncio's; CHATD_EVENT_LOOP=asyncio forces asyncio's.
+
+    A server with a TLS port runs on asyncio's: a TLS connection is counted and
+    admitted before its handshake, which starts on the connection's own task, so
+    nothing may be read from the socket in between. asyncio's loop honours a
+    pause from `connection_made`; uvloop starts reading right after it anyway.
+    """
+    if os.environ.get("CHATD_EVENT_LOOP", "") == "asyncio" or settings.tls_cert is not None:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from chatd.server import ChatServer
+from chatd.server import ChatServer, event_loop_factory
 from chatd.settings import Settings
 
 TIMEOUT = 10.0  # seconds any single expectation may take before the test fails
@@ -178,7 +178,10 @@ class RunningServer:
             self._ready.set()
             await self.server.serve()
 
-        asyncio.run(main())
+        with asyncio.Runner(
+            loop_factory=event_loop_factory(self.settings)
+        ) as runner:  # as `chatd serve`
+            runner.run(main())
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -37,8 +37,16 @@ def start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]
     return process, int(first_line.rsplit(" ", 1)[1])
 
 
-def test_chatd_serve_runs_and_stops_cleanly_on_sigterm(tmp_path: Path, users_file: Path) -> None:
-    process, port = start_serve(tmp_path)
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_chatd_serve_runs_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, users_file: Path, event_loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On uvloop's event loop (the default where it is installed) and on asyncio's."""
+    if event_loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed here")
+    else:
+        monkeypatch.setenv("CHATD_EVENT_LOOP", "asyncio")
+    process, port = start_serve(tmp_path, "--log-level", "INFO")
     try:
         alice = LineClient(port)
         alice.login("alice", "pass123")
@@ -50,8 +58,9 @@ def test_chatd_serve_runs_and_stops_cleanly_on_sigterm(tmp_path: Path, users_fil
         assert process.wait(TIMEOUT) == 0
     finally:
         process.kill()
-    stdout, _ = process.communicate()
+    stdout, stderr = process.communicate()
     assert "Server started" not in stdout  # printed exactly once, already read
+    assert f"event loop: {event_loop}" in stderr
     assert (tmp_path / "chat.db").exists()
 
 

@@ -29,7 +29,7 @@ from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
 from chatd.workers import WorkerPool, no_connection
-from chatd.writer import ActionJob, GroupCommitWriter, MessageJob
+from chatd.writer import ActionJob, GroupCommitWriter, MessageJob, WriteJob
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class ChatService:
         # Where each account's sessions had got to when its last one left,
         # exact for this process; the database has it for the next one.
         self._seen_at_logout: dict[int, int] = {}
+        self._to_writer: list[WriteJob] = []  # this turn's writes (see _submit)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -122,6 +123,7 @@ class ChatService:
 
     async def stop(self) -> None:
         """Commit what is pending, deliver it, then end every thread."""
+        self._hand_over()
         stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
         if self._feed is not None:
             stops.insert(1, self._feed.stop)
@@ -156,7 +158,7 @@ class ChatService:
             log.info("%s: failed login as %r", peer, username[:40])
             return None
         self._throttle.succeeded(username)
-        self._writer.submit(ActionJob(partial(_record_login, result=result)))
+        self._submit(ActionJob(partial(_record_login, result=result)))
         log.info("%s: %s logged in", peer, result.user.username)
         return result.user
 
@@ -204,17 +206,17 @@ class ChatService:
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
-            self._writer.submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
+            self._submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
 
     def _write_presence(self, change: Callable[..., None], **fields: Any) -> None:
         """Queue a change to this node's row of who is online (several nodes only)."""
         assert self._presence is not None
-        self._writer.submit(ActionJob(partial(change, node_id=self._presence.node_id, **fields)))
+        self._submit(ActionJob(partial(change, node_id=self._presence.node_id, **fields)))
 
     def _record(self, kind: Kind, member: Member, body: str = "") -> None:
         """Store a login or logout; its notice goes out once it is committed."""
         message = NewMessage(now_us(), kind, member.user_id, member.name, body)
-        self._writer.submit(MessageJob(message, (None, None)))
+        self._submit(MessageJob(message, (None, None)))
 
     async def find_user(self, username: str) -> User | None:
         """An account by name, from the database."""
@@ -230,7 +232,7 @@ class ChatService:
             # applied by the one(s) where the user is (see NodePresence).
             node_id = self._presence.node_id
             kick = partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
-            self._writer.submit(ActionJob(kick))
+            self._submit(ActionJob(kick))
             kicked += 1
         if kicked:
             log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
@@ -253,7 +255,7 @@ class ChatService:
     async def post(self, message: NewMessage, origin: Member | None = None) -> bool:
         """Store a message, then deliver it; True once both are done."""
         done: asyncio.Future[bool] = self._loop.create_future()
-        self._writer.submit(MessageJob(message, (origin, done)))
+        self._submit(MessageJob(message, (origin, done)))
         return await done
 
     async def history_lines(self, user: User, limit: int) -> list[str]:
@@ -329,6 +331,19 @@ class ChatService:
 
     # --- database helpers -----------------------------------------------------
 
+    def _submit(self, job: WriteJob) -> None:
+        """Queue a write for the writer. The writes of one turn of the event loop go
+        over together at the start of the next: one wake-up of the writer thread for
+        them all, not one each (on a busy server that was a thread switch a message)."""
+        if not self._to_writer:
+            self._loop.call_soon(self._hand_over)
+        self._to_writer.append(job)
+
+    def _hand_over(self) -> None:
+        if self._to_writer:
+            jobs, self._to_writer = self._to_writer, []
+            self._writer.submit_all(jobs)
+
     async def _read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a read query on a read worker, with that thread's own connection."""
         return await self._reads.run(query, *args)
@@ -336,7 +351,7 @@ class ChatService:
     async def _write(self, action: Callable[[Connection], T]) -> T:
         """Run a write on the writer thread, in its next batch."""
         done: asyncio.Future[T] = self._loop.create_future()
-        self._writer.submit(ActionJob(action, done))
+        self._submit(ActionJob(action, done))
         return await done
 
     async def write(self, action: Callable[[Connection], T]) -> T:

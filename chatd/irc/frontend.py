@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING, cast
 
 from chatd.irc import channels, commands, registration
@@ -58,15 +59,16 @@ def relay_line(server_name: str, kind: Kind, sender: str, target: str, body: str
     return reply(source_of(sender), "PRIVMSG", target, body)
 
 
-def _without(joined: bytes, lines: list[bytes], indexes: list[int]) -> bytes:
-    """`joined` (the lines, joined) less the lines at `indexes`: one slice each side for
-    the usual single line, a join of the rest otherwise."""
-    if len(indexes) == 1:
-        index = indexes[0]
-        start = len(joined) - sum(len(line) for line in lines[index:])
-        return joined[:start] + joined[start + len(lines[index]) :]
-    skip = set(indexes)
-    return b"".join(line for n, line in enumerate(lines) if n not in skip)
+def _without(joined: bytes, starts: list[int], indexes: list[int]) -> bytes:
+    """`joined` (lines, joined) less the lines at `indexes` (in order); line i is
+    `joined[starts[i] : starts[i + 1]]`. One slice each side for the usual single line."""
+    kept = []
+    start = 0
+    for index in indexes:
+        kept.append(joined[start : starts[index]])
+        start = starts[index + 1]
+    kept.append(joined[start:])
+    return b"".join(kept)
 
 
 class IrcFrontEnd:
@@ -133,20 +135,24 @@ class IrcFrontEnd:
             for m in messages
         ]
         tagged: list[bytes] = []  # made when first needed
-        joined: dict[bool, bytes] = {}
+        joined: dict[bool, tuple[bytes, list[int]]] = {}
         for session in cast(Iterable[IrcSession], audience):
             if session.server_time and not tagged:
                 tagged = [
                     time_tag(m.sent_at).encode() + line
                     for m, line in zip(messages, plain, strict=True)
                 ]
-            lines = tagged if session.server_time else plain
-            data = joined.get(session.server_time)
-            if data is None:
-                data = joined[session.server_time] = b"".join(lines)
+            kept = joined.get(session.server_time)
+            if kept is None:
+                lines = tagged if session.server_time else plain
+                kept = joined[session.server_time] = (
+                    b"".join(lines),
+                    list(accumulate(map(len, lines), initial=0)),
+                )
+            data, starts = kept
             mine = said_by.get(session)
             if mine is not None and not session.echo_message:
-                data = _without(data, lines, mine)
+                data = _without(data, starts, mine)
             session.conn.send_bytes(data)
 
     def _send(
