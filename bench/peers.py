@@ -114,9 +114,8 @@ class Chatd:
 class ChatdPg(Chatd):
     """chatd on PostgreSQL: the same server and options, on a database of its own made
     for this start (`users` accounts imported by chatd itself) and dropped at close.
-    A single node on PostgreSQL delivers what it reads back from the database
-    (FeedDelivery), so every message is committed before it is delivered, as on
-    SQLite."""
+    As on SQLite, a message reaches the hub only once its transaction has
+    committed (chatd/core/delivery.py)."""
 
     name = "chatd-pg"
     postgres = POSTGRES_URL  # the server the database is made on
