@@ -72,14 +72,34 @@ def checkout(revision: str) -> Build:
     return build
 
 
+def with_postgresql(build: Build) -> None:
+    """Install the build's `postgres` extra (psycopg) in its environment, if it is not yet."""
+    found = subprocess.run([build.python, "-c", "import psycopg"], check=False, capture_output=True)
+    if found.returncode != 0:
+        print(f"   installing chatd[postgres]@{build.revision} ...", flush=True)
+        subprocess.run(
+            [build.python, "-m", "pip", "install", "-q", f"{build.directory}[postgres]"],
+            check=True,
+        )
+
+
 @functools.cache
-def serve_flags(command: tuple[str, ...]) -> frozenset[str]:
-    """The options a build's `chatd serve` understands, from its --help."""
+def serve_help(command: tuple[str, ...]) -> str:
+    """A build's `chatd serve --help`."""
     wide = {**os.environ, "COLUMNS": "200"}  # no option name wrapped by the help's table
-    text = subprocess.run(
+    return subprocess.run(
         [*command, "serve", "--help"], check=True, capture_output=True, text=True, env=wide
     ).stdout
-    return frozenset(re.findall(r"--[a-z][a-z0-9-]*", text))
+
+
+def serve_flags(command: tuple[str, ...]) -> frozenset[str]:
+    """The options a build's `chatd serve` understands, from its --help."""
+    return frozenset(re.findall(r"--[a-z][a-z0-9-]*", serve_help(command)))
+
+
+def speaks_postgresql(command: Sequence[str]) -> bool:
+    """Whether a build's `chatd serve --db` takes a postgresql:// URL."""
+    return "postgresql://" in serve_help(tuple(command))
 
 
 def understood(command: Sequence[str], flags: Sequence[str]) -> list[str]:

@@ -7,6 +7,7 @@ outside, as a user or an attacker would.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,8 +21,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 TIMEOUT = 30.0
+
+# The PostgreSQL server on which chatd-pg and nodes.py make their databases.
+POSTGRES_URL = os.environ.get(
+    "CHATD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def chatd_command() -> list[str]:
@@ -70,10 +77,11 @@ class ChatdServer:
         cpu: int | None = None,
         bcrypt_rounds: int = 4,
         directory: Path | None = None,
-        db: Path | None = None,
+        db: Path | str | None = None,
         command: Sequence[str] | None = None,
     ) -> None:
-        """`users` accounts are imported at start, unless an existing `db` is given;
+        """`users` accounts are imported at start, unless a `db` is given (a file or a
+        postgresql:// URL: then a users.txt in `directory`, if any, is imported);
         `command` runs another build's `chatd` (bench/builds.py) instead of this one."""
         self.directory = directory or Path(tempfile.mkdtemp(prefix="chatd-bench-"))
         self.db = db or self.directory / "chat.db"
@@ -117,6 +125,49 @@ class ChatdServer:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def create_postgres_database(server: str) -> tuple[str, str]:
+    """A new, empty database on the PostgreSQL server at URL `server`: its name and URL.
+    The name carries this process's id (chatd_bench_PID_...), so leftovers of a run
+    that was killed can be told apart."""
+    import psycopg
+
+    name = f"chatd_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return name, urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def drop_postgres_database(server: str, name: str) -> None:
+    """Drop a database made by create_postgres_database, whoever is still connected."""
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def postgres_backends(server: str, name: str) -> list[int]:
+    """The process ids of the PostgreSQL backends connected to database `name`."""
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def postgres_problem(server: str) -> str | None:
+    """Why no database can be made on the PostgreSQL server at `server`, or None."""
+    try:
+        import psycopg
+
+        with psycopg.connect(server, connect_timeout=3):
+            return None
+    except Exception as exc:  # not installed, refused, no such role...
+        return f"no PostgreSQL at {server}: {' '.join(str(exc).split())}"
 
 
 class LineClient:

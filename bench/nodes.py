@@ -15,45 +15,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 import loadgen
-from common import ChatdServer, cpu_seconds, percentile, write_users
-
-
-def _database(server: str) -> tuple[str, str]:
-    import psycopg
-
-    name = f"chatd_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return name, urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-
-
-def _drop(server: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+from common import (
+    POSTGRES_URL,
+    ChatdServer,
+    cpu_seconds,
+    create_postgres_database,
+    drop_postgres_database,
+    percentile,
+    write_users,
+)
 
 
 def run(  # noqa: PLR0917
     server: str, clients: int, senders: int, rate: float, seconds: float, count: int = 2
 ) -> dict[str, float]:
     """`count` nodes on a new PostgreSQL database (0: one node on SQLite, a baseline)."""
-    name, url = _database(server) if count else ("", "")
+    name, url = create_postgres_database(server) if count else ("", "")
     nodes: list[ChatdServer] = []
     try:
         for _ in range(max(count, 1)):
             directory = Path(tempfile.mkdtemp(prefix="chatd-nodes-"))
             write_users(directory / "users.txt", clients)
             flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
-            db = cast(Path, url) if url else directory / "chat.db"  # passed on as --db
+            db = url or directory / "chat.db"
             nodes.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
         half = clients // 2
         on_a = loadgen.connect_all(nodes[0].port, half, loadgen.CHAT, first=0)
@@ -93,7 +82,7 @@ def run(  # noqa: PLR0917
             node.__exit__()
         time.sleep(0.2)
         if name:
-            _drop(server, name)
+            drop_postgres_database(server, name)
 
 
 def main() -> None:
@@ -105,7 +94,9 @@ def main() -> None:
     parser.add_argument(
         "--nodes", type=int, choices=(0, 1, 2), default=2, help="1, or 0 (SQLite): baselines"
     )
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
+    )
     args = parser.parse_args()
     figures = run(args.postgres, args.clients, args.senders, args.rate, args.seconds, args.nodes)
     print(json.dumps(figures, indent=2))

@@ -2,7 +2,10 @@
 
 `chatd@REV` is chatd as it was at revision REV (bench/builds.py), run the
 same way as the current one, so a change can be measured against what came
-before it in the same run.
+before it in the same run. `chatd-pg` (and `chatd-pg@REV`) is the same
+server on PostgreSQL instead of SQLite: a new database of its own on the
+server at $CHATD_BENCH_POSTGRES (run.py --postgres) for each start, dropped
+when it stops.
 
 Each is started on 127.0.0.1 (optionally pinned to a CPU with taskset) and
 exposes the same small interface: `port`, `pid`, `dialect`, `rss_kib()`,
@@ -22,7 +25,18 @@ from typing import Protocol
 
 import builds
 import loadgen
-from common import ChatdServer, chatd_command, pinned, rss_kib
+from common import (
+    POSTGRES_URL,
+    ChatdServer,
+    chatd_command,
+    create_postgres_database,
+    drop_postgres_database,
+    pinned,
+    postgres_backends,
+    postgres_problem,
+    rss_kib,
+    write_users,
+)
 
 BENCH = Path(__file__).resolve().parent
 
@@ -66,18 +80,28 @@ class Chatd:
     connect_wave = 500  # its listen backlog is 1024
 
     def __init__(self, users: int, cpu: int | None, *, bcrypt_rounds: int = 4) -> None:
-        command = chatd_command() if self.build is None else self.build.chatd
+        self.server = ChatdServer(
+            users,
+            flags=self.flags(),
+            cpu=cpu,
+            bcrypt_rounds=bcrypt_rounds,
+            command=self.command(),
+        )
+        self.port, self.pid = self.server.port, self.server.pid
+
+    @classmethod
+    def command(cls) -> list[str]:
+        return chatd_command() if cls.build is None else cls.build.chatd
+
+    @classmethod
+    def flags(cls) -> list[str]:
         # Each build gets the options it has: older ones bound logins in progress
         # (--max-pending-logins), newer ones close silent connections instead.
-        flags = builds.understood(command, [
+        return builds.understood(cls.command(), [
             "--rate-per-second", "0", "--max-connections", "20000",
             "--max-per-address", "20000", "--silent-deadline-s", "300",
             "--max-pending-logins", "20000", "--login-deadline-s", "300",
         ])  # fmt: skip
-        self.server = ChatdServer(
-            users, flags=flags, cpu=cpu, bcrypt_rounds=bcrypt_rounds, command=command
-        )
-        self.port, self.pid = self.server.port, self.server.pid
 
     def rss_kib(self) -> int:
         return self.server.rss_kib()
@@ -85,6 +109,45 @@ class Chatd:
     def close(self) -> None:
         self.server.stop()
         self.server.__exit__()
+
+
+class ChatdPg(Chatd):
+    """chatd on PostgreSQL: the same server and options, on a database of its own made
+    for this start (`users` accounts imported by chatd itself) and dropped at close.
+    As on SQLite, a message reaches the hub only once its transaction has
+    committed (chatd/core/delivery.py)."""
+
+    name = "chatd-pg"
+    postgres = POSTGRES_URL  # the server the database is made on
+
+    def __init__(self, users: int, cpu: int | None, *, bcrypt_rounds: int = 4) -> None:
+        self.database, url = create_postgres_database(self.postgres)
+        directory = Path(tempfile.mkdtemp(prefix="chatd-bench-pg-"))
+        try:
+            write_users(directory / "users.txt", users)
+            self.server = ChatdServer(
+                flags=self.flags(),
+                cpu=cpu,
+                bcrypt_rounds=bcrypt_rounds,
+                command=self.command(),
+                directory=directory,
+                db=url,
+            )
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            drop_postgres_database(self.postgres, self.database)
+            raise
+        self.port, self.pid = self.server.port, self.server.pid
+
+    def database_pids(self) -> list[int]:
+        """The PostgreSQL backends serving this chatd (its writer, readers and feed)."""
+        return postgres_backends(self.postgres, self.database)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            drop_postgres_database(self.postgres, self.database)
 
 
 NGIRCD_CONF = """\
@@ -172,23 +235,39 @@ class Floor:
 
 
 PEERS: dict[str, type[Chatd | Ngircd | Floor]] = {
-    "chatd": Chatd, "ngircd": Ngircd, "floor": Floor,
+    "chatd": Chatd, "chatd-pg": ChatdPg, "ngircd": Ngircd, "floor": Floor,
 }  # fmt: skip
+NAMES = "chatd, chatd@REVISION, chatd-pg, chatd-pg@REVISION, ngircd or floor"
 
 
-def peer_class(name: str) -> type[Chatd | Ngircd | Floor]:
-    """The class that starts the peer called `name`; `chatd@REV` is checked out and
-    installed first, if it is not yet."""
-    if name in PEERS:
-        return PEERS[name]
+def peer_class(name: str, postgres: str = POSTGRES_URL) -> type[Chatd | Ngircd | Floor]:
+    """The class that starts the peer called `name`; `chatd@REV` and `chatd-pg@REV` are
+    checked out and installed first, if they are not yet. chatd-pg makes its
+    databases on the PostgreSQL server at `postgres`."""
+    base, at, revision = name.partition("@")
+    if base not in PEERS or (at and (not revision or base not in ("chatd", "chatd-pg"))):
+        raise ValueError(f"unknown peer {name!r}: {NAMES}")
+    if not revision and base != "chatd-pg":
+        return PEERS[base]
+    build = builds.checkout(revision) if revision else None
+    if base == "chatd-pg" and build is not None:
+        if not builds.speaks_postgresql(build.chatd):
+            raise ValueError(f"{name}: chatd at {revision} has no PostgreSQL engine")
+        builds.with_postgresql(build)
+    parent = PEERS[base]
+    attributes = {"name": name, "build": build}
+    if base == "chatd-pg":
+        attributes["postgres"] = postgres
+    return type(f"{parent.__name__}{at}{revision}", (parent,), attributes)
+
+
+def unavailable(name: str, postgres: str = POSTGRES_URL) -> str | None:
+    """Why the peer `name` cannot run here (not installed, no such revision), or None."""
     base, _, revision = name.partition("@")
-    if base != "chatd" or not revision:
-        raise ValueError(f"unknown peer {name!r}: chatd, chatd@REVISION, ngircd or floor")
-    build = builds.checkout(revision)
-    return type(f"Chatd@{revision}", (Chatd,), {"name": name, "build": build})
-
-
-def available(name: str) -> bool:
-    if name.startswith("chatd@"):
-        return builds.exists(name.partition("@")[2])
-    return name != "ngircd" or bool(shutil.which("ngircd") or Path("/usr/sbin/ngircd").exists())
+    if revision and not builds.exists(revision):
+        return f"no revision {revision!r} in this repository"
+    if base == "chatd-pg":
+        return postgres_problem(postgres)
+    if name == "ngircd" and not (shutil.which("ngircd") or Path("/usr/sbin/ngircd").exists()):
+        return "not installed (apt-get install ngircd)"
+    return None

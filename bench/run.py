@@ -4,6 +4,7 @@
     python bench/run.py --quick              # small sizes, one run (a minute at most)
     python bench/run.py fanout pingpong --runs 3 --peers chatd,ngircd
     python bench/run.py fanout --peers chatd,chatd@af5ed5f   # against an older build
+    python bench/run.py fanout --peers chatd,chatd-pg        # SQLite against PostgreSQL
 
 The server runs pinned to CPU 0 and this process, the load generator, to
 CPU 1 (capacity leaves the server free: logins are bcrypt work on every
@@ -12,8 +13,12 @@ chatd/peer are taken run by run and their median reported, like every other
 figure. A peer `chatd@REV` is chatd as it was at revision REV, checked out
 and installed in bench/results/builds/ (bench/builds.py); with one, the
 `migration` case times the current `chatd-admin migrate` of a database that
-build made. Results go to bench/results/latest.json (and a dated copy), and a
-chart of deliveries and latency to bench/results/chart.png.
+build made. A peer `chatd-pg` (or `chatd-pg@REV`) is the same chatd on
+PostgreSQL, in a database made for each start on the server at --postgres
+(default $CHATD_BENCH_POSTGRES, else the local one) and dropped after; its
+ratios are taken the other way, chatd-pg/chatd (against the SQLite build of
+the same revision). Results go to bench/results/latest.json (and a dated
+copy), and a chart of deliveries and latency to bench/results/chart.png.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import builds
+import common
 import irc_peer
 import peers
 import scenarios
@@ -45,10 +51,11 @@ class Case:
     scenario: str
     label: str
     run: Callable[[type[Any] | None], scenarios.Figures]
-    peers: tuple[str, ...] = ("chatd", "chatd@", "ngircd", "floor")  # chatd@: other builds
+    # "chatd@": every other build of chatd; "chatd-pg@": of chatd on PostgreSQL
+    peers: tuple[str, ...] = ("chatd", "chatd@", "chatd-pg", "chatd-pg@", "ngircd", "floor")
 
     def takes(self, peer: str) -> bool:
-        return peer in self.peers or ("chatd@" in self.peers and peer.startswith("chatd@"))
+        return any(peer == p or (p.endswith("@") and peer.startswith(p)) for p in self.peers)
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,11 @@ class Target:
     compare: Callable[[float, float], bool]
     bound: float
     text: str
-    ratio_to: str | None = None  # compare chatd/<peer> instead of chatd's figure
+    ratio_to: str | None = None  # compare <of>/<peer> instead of <of>'s figure
+    of: str = "chatd"  # the peer whose figure it is
 
 
-CHATD_BUILDS = ("chatd", "chatd@")
+CHATD_BUILDS = ("chatd", "chatd@", "chatd-pg", "chatd-pg@")
 CHATD = ("chatd",)  # scenarios that need what only the current build has (rooms, its storage)
 
 
@@ -133,6 +141,18 @@ TARGETS = [
     Target("fanout 100x100x200", "lost", le, 0, "0"),
     Target("fanout 100x100x200", "duplicated", le, 0, "0"),
     Target("fanout 100x100x200", "out_of_order", le, 0, "0"),
+    Target(
+        "fanout 100x100x200",
+        "deliveries_per_s",
+        ge,
+        0.5,
+        ">= 0.5x chatd on SQLite",
+        "chatd",
+        of="chatd-pg",
+    ),
+    Target("fanout 100x100x200", "lost", le, 0, "0", of="chatd-pg"),
+    Target("fanout 100x100x200", "duplicated", le, 0, "0", of="chatd-pg"),
+    Target("fanout 100x100x200", "out_of_order", le, 0, "0", of="chatd-pg"),
     Target("fanout 1000x10x100", "deliveries_per_s", ge, 150_000, ">= 150,000/s"),
     Target("fanout-rate 40k/s", "p99_ms", le, 5, "<= 5 ms"),
     Target("pingpong 50", "round_trips_per_s", ge, 2_500, ">= 2,500/s"),
@@ -165,11 +185,15 @@ class Results:
         values = [run[figure] for run in self.runs.get(case, {}).get(peer, []) if figure in run]
         return statistics.median(values) if values else math.nan
 
-    def ratio(self, case: str, figure: str, peer: str) -> float:
-        """The median over runs of chatd's figure divided by the peer's in the same run."""
-        mine = self.runs.get(case, {}).get("chatd", [])
+    def ratio(self, case: str, figure: str, peer: str, of: str = "chatd") -> float:
+        """The median over runs of `of`'s figure divided by the peer's in the same run."""
+        mine = self.runs.get(case, {}).get(of, [])
         theirs = self.runs.get(case, {}).get(peer, [])
-        ratios = [a[figure] / b[figure] for a, b in zip(mine, theirs, strict=False) if b[figure]]
+        ratios = [
+            a[figure] / b[figure]
+            for a, b in zip(mine, theirs, strict=False)
+            if figure in a and b.get(figure)
+        ]
         return statistics.median(ratios) if ratios else math.nan
 
 
@@ -207,30 +231,48 @@ def _format(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
+def ratios(chosen_peers: list[str]) -> list[tuple[str, str]]:
+    """The ratios the table shows, (of, to): chatd/<peer> for every other server, and
+    chatd-pg[@REV]/chatd[@REV], PostgreSQL against SQLite in the same build."""
+    pairs = []
+    for peer in chosen_peers:
+        base, at, revision = peer.partition("@")
+        if base == "chatd-pg":
+            sqlite = f"chatd{at}{revision}"
+            pairs.append((peer, sqlite if sqlite in chosen_peers else "chatd"))
+        elif peer != "chatd":
+            pairs.append(("chatd", peer))
+    return [(of, to) for of, to in pairs if of in chosen_peers and to in chosen_peers]
+
+
 def report(results: Results, chosen_peers: list[str]) -> list[dict[str, Any]]:
     """Print the table; return the targets with their verdicts."""
-    others = [p for p in chosen_peers if p != "chatd"]
-    header = ["case", "figure", *chosen_peers, *(f"chatd/{p}" for p in others)]
+    pairs = ratios(chosen_peers)
+    header = ["case", "figure", *chosen_peers, *(f"{of}/{to}" for of, to in pairs)]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for case, by_peer in results.runs.items():
-        figures = list(dict.fromkeys(name for run in by_peer.get("chatd", []) for name in run))
+        figures = list(
+            dict.fromkeys(name for p in chosen_peers for run in by_peer.get(p, []) for name in run)
+        )
         for figure in figures:
             cells = [_format(results.median(case, p, figure)) for p in chosen_peers]
-            cells += [_format(results.ratio(case, figure, p)) for p in others]
+            cells += [_format(results.ratio(case, figure, to, of)) for of, to in pairs]
             print(f"| {case} | {figure} | " + " | ".join(cells) + " |")
     verdicts = []
     print("\n| target | figure | wanted | measured | met |\n|---|---|---|---|---|")
     for target in TARGETS:
-        if target.case not in results.runs:
+        if target.case not in results.runs or target.of not in chosen_peers:
             continue
         if target.ratio_to:
             if target.ratio_to not in chosen_peers:
                 continue
-            value = results.ratio(target.case, target.figure, target.ratio_to)
+            value = results.ratio(target.case, target.figure, target.ratio_to, target.of)
         else:
-            value = results.median(target.case, "chatd", target.figure)
+            value = results.median(target.case, target.of, target.figure)
         met = not math.isnan(value) and target.compare(value, target.bound)
         name = target.figure + (f" / {target.ratio_to}" if target.ratio_to else "")
+        if target.of != "chatd":
+            name = f"{target.of}: {name}"
         verdict = "yes" if met else "NO"
         print(f"| {target.case} | {name} | {target.text} | {_format(value)} | {verdict} |")
         verdicts.append(
@@ -298,7 +340,14 @@ def main() -> None:
     parser.add_argument(
         "--peers",
         default="chatd,ngircd,floor",
-        help="servers to compare: chatd, ngircd, floor, chatd@REVISION (an older chatd)",
+        help="servers to compare: chatd, ngircd, floor, chatd@REVISION (an older chatd),"
+        " chatd-pg and chatd-pg@REVISION (chatd on PostgreSQL)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=common.POSTGRES_URL,
+        help="PostgreSQL server on which chatd-pg makes a database for each run, dropped"
+        " after (default: $CHATD_BENCH_POSTGRES, else %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and chart go")
     parser.add_argument("--cache", type=Path, default=RESULTS, help="where generated databases go")
@@ -313,13 +362,19 @@ def main() -> None:
         return
     runs = options.runs or (1 if options.quick else 5)
     chosen = [p for p in options.peers.split(",") if p]
-    missing = [p for p in chosen if not peers.available(p)]
-    if missing:
-        print(f"skipping {', '.join(missing)}: not installed (apt-get install ngircd)")
-        chosen = [p for p in chosen if p not in missing]
+    for name in list(chosen):
+        if (why := peers.unavailable(name, options.postgres)) is not None:
+            print(f"skipping {name}: {why}")
+            chosen.remove(name)
     # Older builds are checked out and installed now, not between measurements.
-    classes = {name: peers.peer_class(name) for name in chosen}
-    baselines = [c.build for c in classes.values() if getattr(c, "build", None) is not None]
+    try:
+        classes = {name: peers.peer_class(name, options.postgres) for name in chosen}
+    except ValueError as exc:
+        parser.error(str(exc))
+    # chatd@REV and chatd-pg@REV are one build: one migration case
+    baselines = list(
+        dict.fromkeys(c.build for c in classes.values() if getattr(c, "build", None) is not None)
+    )
     cases = [
         case
         for case in _cases(options.quick, _database(options.quick, options.cache), baselines)

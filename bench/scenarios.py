@@ -7,6 +7,7 @@ them without knowing what they mean.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import resource
@@ -51,15 +52,32 @@ def _latency(prefix: str, seconds: list[float]) -> Figures:
     }
 
 
-def _measure(peer: Peer, work: Callable[[], float]) -> tuple[float, float, float]:
-    """Run `work` (returning its seconds); also the server's and our CPU share over it."""
+def _measure(peer: Peer, work: Callable[[], float]) -> tuple[float, float, float, Figures]:
+    """Run `work` (returning its seconds); also the server's and our CPU share over it,
+    and for a server on PostgreSQL its backends' (`database_cpu`, share of a core)."""
+    database = _backends_cpu(peer)
     server_cpu, own_cpu = cpu_seconds(peer.pid), time.process_time()
     elapsed = work()
-    return (
-        elapsed,
-        (cpu_seconds(peer.pid) - server_cpu) / elapsed,
-        (time.process_time() - own_cpu) / elapsed,
-    )
+    server_cpu, own_cpu = cpu_seconds(peer.pid) - server_cpu, time.process_time() - own_cpu
+    extra: Figures = {}
+    if database is not None:
+        after = _backends_cpu(peer) or {}
+        used = sum(cpu - database.get(pid, 0.0) for pid, cpu in after.items())
+        extra["database_cpu"] = used / elapsed
+    return elapsed, server_cpu / elapsed, own_cpu / elapsed, extra
+
+
+def _backends_cpu(peer: Peer) -> dict[int, float] | None:
+    """CPU seconds used so far by each database backend of a peer on PostgreSQL, else None.
+    (A backend that ended during the work is not counted; chatd keeps its connections.)"""
+    backends: Callable[[], list[int]] | None = getattr(peer, "database_pids", None)
+    if backends is None:
+        return None
+    used = {}
+    for pid in backends():
+        with contextlib.suppress(OSError):  # gone since
+            used[pid] = cpu_seconds(pid)
+    return used
 
 
 def _settle(pid: int, limit_s: float = 10.0) -> None:
@@ -83,7 +101,7 @@ def fanout(
         connected = loadgen.connect_all(peer.port, clients, peer.dialect, wave=peer.connect_wave)
         message_rate = None if rate is None else rate / (clients - 1)
         run = loadgen.Fanout(connected, senders, messages, peer.dialect, rate=message_rate)
-        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        elapsed, server_cpu, own_cpu, database = _measure(peer, run.run)
         delivered = sum(c.received for c in connected)
         figures = {
             "deliveries_per_s": delivered / elapsed,
@@ -96,6 +114,7 @@ def fanout(
             # Work done per second of the server's CPU: steadier than per second of
             # wall time when something else shares the machine.
             "deliveries_per_cpu_s": delivered / (server_cpu * elapsed) if server_cpu else 0.0,
+            **database,
         }
         if rate is not None:
             figures["offered_per_s"] = rate
@@ -111,7 +130,7 @@ def pingpong(peer_class: type[Any], clients: int, messages: int) -> Figures:
     try:
         connected = loadgen.connect_all(peer.port, clients, peer.dialect, wave=peer.connect_wave)
         run = loadgen.Fanout(connected, clients, messages, peer.dialect, window=1)
-        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        elapsed, server_cpu, own_cpu, database = _measure(peer, run.run)
         acks = sum(c.acks for c in connected)
         loadgen.close_all(connected)
         return {
@@ -121,6 +140,7 @@ def pingpong(peer_class: type[Any], clients: int, messages: int) -> Figures:
             "server_cpu": server_cpu,
             "loadgen_cpu": own_cpu,
             "round_trips_per_cpu_s": acks / (server_cpu * elapsed) if server_cpu else 0.0,
+            **database,
         }
     finally:
         peer.close()
@@ -141,7 +161,7 @@ def room_fanout(clients: int, talkers: int, messages: int, room: str | None) -> 
         for client in connected:
             loadgen.drain(client)
         run = loadgen.Fanout(connected, talkers, messages, peer.dialect, audience=members)
-        elapsed, server_cpu, own_cpu = _measure(peer, run.run)
+        elapsed, server_cpu, own_cpu, _ = _measure(peer, run.run)
         time.sleep(0.2)  # anything still on its way to the others
         outsiders = [client for client in connected if client not in members]
         late = [loadgen.leftover(client) for client in outsiders]

@@ -42,3 +42,32 @@ def test_another_build_gets_only_the_options_it_understands() -> None:
     assert builds.understood(common.chatd_command(), flags) == [
         "--silent-deadline-s", "300", "--port", "0",
     ]  # fmt: skip
+
+
+def test_chatd_on_postgresql_runs_beside_chatd_on_sqlite_in_a_database_of_its_own(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    import psycopg
+
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH), "fanout", "--quick", "--peers", "chatd,chatd-pg",
+         "--postgres", postgres_server, "--no-chart", "--out", str(tmp_path),
+         "--cache", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    cases = json.loads((tmp_path / "latest.json").read_text())["results"]
+    assert list(cases) == ["fanout 10x5x10"]
+    on_postgresql = cases["fanout 10x5x10"]["chatd-pg"][0]
+    assert on_postgresql["deliveries_per_s"] > 0
+    assert on_postgresql["lost"] == on_postgresql["duplicated"] == 0
+    assert on_postgresql["out_of_order"] == 0
+    assert on_postgresql["database_cpu"] > 0  # its PostgreSQL backends were measured
+    assert "| case | figure | chatd | chatd-pg | chatd-pg/chatd |" in stdout
+    with psycopg.connect(postgres_server) as admin:  # its database was dropped after it
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"chatd\\_bench\\_{process.pid}\\_%",),
+        ).fetchall()
+    assert left == []
