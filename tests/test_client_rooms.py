@@ -3,6 +3,8 @@ shows them, and what Tab completes. Pure parts here; the terminal at the end."""
 
 from __future__ import annotations
 
+import re
+
 import pexpect
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -234,18 +236,22 @@ def test_the_prompt_follows_the_current_room(server: RunningServer) -> None:
     assert finish(child)[0] == 0
 
 
+def _drawn(typed: str, completed: str) -> str:
+    """What the terminal shows once `typed` is completed with `completed`: the completed
+    part may be drawn on its own, after the typed part, with terminal codes between."""
+    return re.escape(typed) + r"(?:\x1b\[[0-9;?]*[A-Za-z])*" + re.escape(completed)
+
+
 def test_tab_completes_commands_and_rooms(server: RunningServer) -> None:
     child = spawn(server.port)
     log_in(child)
     child.send("/jo\t")
-    child.expect("/join")  # the input line is redrawn with the completion
+    child.expect(_drawn("/jo", "in"))  # the input line is redrawn with the completion
     child.send("lab-3\r")
     child.expect("Now talking in #lab-3")
     child.expect("#lab-3>")
     child.send("/who #la\t")  # a room learned from the server's line
-    # Completing runs apart from the keys: wait for it before Enter. The completed
-    # part may be drawn on its own, after the typed part (terminal codes between).
-    child.expect(r"/who #la(?:\x1b\[[0-9;?]*[A-Za-z])*b-3")
+    child.expect(_drawn("/who #la", "b-3"))  # completing runs apart: wait before Enter
     child.send("\r")
     child.expect("Online in #lab-3: alice")
     child.sendline("/quit")

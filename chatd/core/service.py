@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -254,9 +255,15 @@ class ChatService:
 
     async def post(self, message: NewMessage, origin: Member | None = None) -> bool:
         """Store a message, then deliver it; True once both are done."""
+        return await self.post_soon(message, origin)
+
+    def post_soon(self, message: NewMessage, origin: Member | None = None) -> asyncio.Future[bool]:
+        """Queue a message to be stored, then delivered; the future is True once both
+        are done (False if it could not be stored). Messages are stored and
+        delivered in the order they are queued."""
         done: asyncio.Future[bool] = self._loop.create_future()
         self._submit(MessageJob(message, (origin, done)))
-        return await done
+        return done
 
     async def history_lines(self, user: User, limit: int) -> list[str]:
         """The user's last `limit` history entries as lines, in local time."""
@@ -417,3 +424,67 @@ def _catch_up_messages(  # noqa: PLR0917  (run on a worker: arguments go by posi
     if total:
         replays.append(Replay(None, total, [], False, tuple(stored)))
     return replays
+
+
+class InFlight:
+    """One session's messages on their way to the database and back, oldest first,
+    with the answers that must wait for them.
+
+    A session need not wait for a message to be committed before it reads its
+    next line: what answers a message (`You said:`, an IRC echo, "could not
+    be saved") comes from its delivery, and the writer stores a session's
+    messages in the order they were queued. An answer that comes any other
+    way (a command's, an error, a PONG) waits for the messages sent before it
+    (`settled`, `after`), so every answer still comes back in the order its
+    line was sent. While one client's messages are committed, its next ones
+    are read: batches grow with the clients' own pipelining, not only with
+    their number. Past LIMIT the session waits for the oldest, reading nothing
+    meanwhile, which holds the client back.
+    """
+
+    LIMIT = 32
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        # Messages' futures and answers waiting for them, in the order of the lines.
+        self._queue: deque[asyncio.Future[bool] | Callable[[], None]] = deque()
+
+    async def add(self, done: asyncio.Future[bool]) -> None:
+        """Track a queued message (ChatService.post_soon); waits only past LIMIT."""
+        self._queue.append(done)
+        done.add_done_callback(self._advance)
+        while len(self._queue) > self.LIMIT:
+            await self._wait_for_head()
+
+    async def settled(self) -> None:
+        """Return once every message tracked so far is stored and delivered (or failed),
+        and every answer waiting for them has been given."""
+        while self._queue:
+            await self._wait_for_head()
+
+    def after(self, answer: Callable[[], None]) -> None:
+        """Give `answer` once every message tracked so far is settled: now, if they are."""
+        if self._queue:
+            self._queue.append(answer)
+        else:
+            answer()
+
+    async def _wait_for_head(self) -> None:
+        head = self._queue[0]
+        if isinstance(head, asyncio.Future) and not head.done():
+            await head
+        self._advance()
+
+    def _advance(self, _: object = None) -> None:
+        """Drop the settled messages at the head, giving the answers behind them."""
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if isinstance(head, asyncio.Future):
+                if not head.done():
+                    return
+                queue.popleft()
+            else:
+                queue.popleft()
+                head()

@@ -27,6 +27,9 @@ class Command:
     min_params: int = 0
     before_registration: bool = False
     raw: bool = False  # the parameters reach the handler exactly as sent
+    # It waits for the session's messages in flight before it runs (InFlight), so its
+    # answers come after theirs; those that do not keep the order themselves.
+    waits: bool = True
 
 
 COMMANDS: dict[str, Command] = {
@@ -36,8 +39,8 @@ COMMANDS: dict[str, Command] = {
     "PASS": Command(registration.password, 1, before_registration=True, raw=True),
     "NICK": Command(registration.nick, 1, before_registration=True),
     "USER": Command(registration.user, 4, before_registration=True),
-    "PING": Command(messaging.ping, 1, before_registration=True),
-    "PONG": Command(messaging.ignore, 0, before_registration=True),
+    "PING": Command(messaging.ping, 1, before_registration=True, waits=False),
+    "PONG": Command(messaging.ignore, 0, before_registration=True, waits=False),
     "QUIT": Command(messaging.quit_irc, 0, before_registration=True),
     # channels
     "JOIN": Command(channels.join, 1),
@@ -47,9 +50,9 @@ COMMANDS: dict[str, Command] = {
     "LIST": Command(channels.list_rooms),
     "MODE": Command(channels.mode, 1),
     # messages
-    "PRIVMSG": Command(messaging.privmsg, raw=True),
-    "NOTICE": Command(messaging.notice, raw=True),
-    "TAGMSG": Command(messaging.ignore, 1),
+    "PRIVMSG": Command(messaging.privmsg, raw=True, waits=False),
+    "NOTICE": Command(messaging.notice, raw=True, waits=False),
+    "TAGMSG": Command(messaging.ignore, 1, waits=False),
     "AWAY": Command(messaging.away),
     # users
     "WHO": Command(queries.who),
@@ -64,10 +67,13 @@ async def dispatch(session: IrcSession, message: Message) -> None:
     """Run the handler of a message's command, or answer why not."""
     name = message.command.upper()
     entry = COMMANDS.get(name)
+    if entry is None or entry.waits or len(message.params) < entry.min_params:
+        await session.in_flight.settled()  # its answer comes after the messages before it
     if entry is None:
         session.numeric(n.ERR_UNKNOWNCOMMAND, plain_text(name)[:32], "Unknown command")
         return
     if not (session.registered or entry.before_registration):
+        await session.in_flight.settled()
         session.numeric(n.ERR_NOTREGISTERED, "You have not registered")
         return
     if len(message.params) < entry.min_params:

@@ -53,29 +53,43 @@ def message_text(session: IrcSession, text: str) -> str | None:
 
 
 async def privmsg(session: IrcSession, params: list[str], *, notice: bool = False) -> None:
+    """A message to each target; queued, not waited for (see InFlight in core/service.py).
+    Error replies wait for the messages before them, so answers keep their order."""
     command = "NOTICE" if notice else "PRIVMSG"
+    errors: list[tuple[str, ...]] = []
 
     def error(code: str, *what: str) -> None:
         if not notice:
-            session.numeric(code, *what)
+            errors.append((code, *what))
 
     if not params or not params[0]:
         error(n.ERR_NORECIPIENT, f"No recipient given ({command})")
+        await _answer(session, errors)
         return
     text = message_text(session, params[1]) if len(params) > 1 else ""
     if text is None:
         return
+    targets = params[0].split(",")
     if not text.strip():
         error(n.ERR_NOTEXTTOSEND, "No text to send")
-        return
-    targets = params[0].split(",")
-    if len(targets) > _MAX_TARGETS:
+    elif len(targets) > _MAX_TARGETS:
         error(n.ERR_TOOMANYTARGETS, params[0][:40], f"Too many targets (at most {_MAX_TARGETS})")
-        return
-    for target in targets:
-        message = await _addressed(session, target, text, error)
-        if message is not None:
-            await session.service.post(message, origin=session)
+    else:
+        for target in targets:
+            message = await _addressed(session, target, text, error)
+            await _answer(session, errors)
+            if message is not None:
+                await session.in_flight.add(session.service.post_soon(message, origin=session))
+    await _answer(session, errors)
+
+
+async def _answer(session: IrcSession, errors: list[tuple[str, ...]]) -> None:
+    """Send the error replies gathered so far, after the answers to earlier messages."""
+    if errors:
+        await session.in_flight.settled()
+        for code, *what in errors:
+            session.numeric(code, *what)
+        errors.clear()
 
 
 async def _addressed(
@@ -133,7 +147,10 @@ async def away(session: IrcSession, params: list[str]) -> None:
 
 
 async def ping(session: IrcSession, params: list[str]) -> None:
-    session.conn.send(reply(session.server_name, "PONG", session.server_name, params[0]))
+    """PONG once the messages sent before the PING are stored and delivered: clients
+    and bots use it to know their earlier lines were handled."""
+    pong = reply(session.server_name, "PONG", session.server_name, params[0])
+    session.in_flight.after(lambda: session.conn.send(pong))
 
 
 async def ignore(session: IrcSession, params: list[str]) -> None:

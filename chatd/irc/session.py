@@ -5,9 +5,11 @@
                └─────────────────────────────┘                      │
                                                        commands ◄───┘ ─► QUIT, ERROR, or gone
 
-Like the line protocol's session it handles one line at a time, in order: a
-PRIVMSG is stored before the next line is read, so a PING sent after it is
-answered once the message is committed (which the benchmark relies on).
+Like the line protocol's session it handles its lines in order, and answers
+them in order: a PRIVMSG is queued and the next lines are read while it is
+stored; a command waits for the messages before it, and a PING is answered
+once they are stored and delivered (clients, bots and the benchmark rely on
+that). See InFlight in core/service.py.
 What a command does is in the handler modules; the table of commands is
 `commands.py`.
 """
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from chatd.core.service import InFlight
 from chatd.irc import numerics
 from chatd.irc.message import Message, MessageError, parse
 from chatd.limits import TokenBucket
@@ -86,6 +89,7 @@ class IrcSession:
         self._closed_link = False  # the ERROR line has been sent
         self._rate = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
         self._strikes = 0
+        self.in_flight = InFlight()  # its messages not yet stored and delivered
 
     # --- the hub's Member -----------------------------------------------------------
 
@@ -151,10 +155,11 @@ class IrcSession:
             await welcome(self)
             while True:
                 message = await self.next_message()
-                if self._within_rate():
+                if await self._within_rate():
                     await dispatch(self, message)
         except (ClientGone, EndSession):
-            pass
+            # Its last messages are answered before the connection closes.
+            await self.in_flight.settled()
         finally:
             if online:
                 if self.conn.close_reason:
@@ -173,6 +178,8 @@ class IrcSession:
             frame = await self.conn.next_frame()
             if frame is None:
                 raise ClientGone
+            if not isinstance(frame, str):
+                await self.in_flight.settled()  # its answer comes after the earlier ones'
             if frame is LINE_TOO_LONG:
                 self.numeric(numerics.ERR_INPUTTOOLONG, "Input line was too long")
             elif not isinstance(frame, str):
@@ -183,11 +190,12 @@ class IrcSession:
                 except MessageError:
                     pass  # blank, or tags alone: ignored, as the message rules say
 
-    def _within_rate(self) -> bool:
+    async def _within_rate(self) -> bool:
         """Take a line if the client is within its rate; refuse it, or end a flood, if not."""
         if self._rate.take():
             self._strikes = 0
             return True
+        await self.in_flight.settled()  # the refusal comes after the earlier lines' answers
         self._strikes += 1
         if self._strikes >= self.settings.rate_strikes:
             self.leave_reason = "was disconnected for flooding"

@@ -52,6 +52,7 @@ def command(usage: str, summary: str, *, admin_only: bool = False) -> Callable[[
 async def handle_line(session: Session, line: str) -> None:
     """What a logged-in client typed: a /command, or a message to its current room."""
     if line.startswith("/") and not line.startswith("//"):
+        await session.in_flight.settled()  # a command answers after the messages before it
         await dispatch(session, line)
     else:
         # "//text" sends "/text": the way to say something starting with a slash
@@ -73,7 +74,7 @@ def _usage_error(session: Session, name: str) -> None:
 
 
 async def say(session: Session, text: str) -> None:
-    """Send a message to the current room; returns once it is stored and delivered."""
+    """Send a message to the current room; returns once it is queued (see InFlight)."""
     assert session.user is not None
     message = NewMessage(
         now_us(),
@@ -84,7 +85,7 @@ async def say(session: Session, text: str) -> None:
         room_id=session.room_id,
         room=session.room_name,
     )
-    await session.service.post(message, origin=session)
+    await session.in_flight.add(session.service.post_soon(message, origin=session))
 
 
 def _room_name(session: Session, text: str) -> str | None:

@@ -4,9 +4,10 @@
                 ▲     failed login  │
                 └───────────────────┘ (closed after `login_attempts`)
 
-A session handles one line at a time, in order: a message is answered with
-`You said: ...` once it is committed, before the next line is read, so
-every answer comes back in the order its line was sent.
+A session handles its lines in order, and every answer comes back in the
+order its line was sent. A message is answered with `You said: ...` once it
+is committed; the next lines are read meanwhile, and a command waits for the
+messages before it (`InFlight`, in core/service.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from chatd.core.hub import FrontEnd
+from chatd.core.service import InFlight
 from chatd.limits import LoginRefusedError, TokenBucket
 from chatd.line import replies
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
@@ -53,6 +55,7 @@ class Session:
         self.leave_reason = "left"  # what the others are told when this session ends
         self._rate = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
         self._strikes = 0  # lines refused in a row for coming too fast
+        self.in_flight = InFlight()  # its messages not yet stored and delivered
 
     @property
     def name(self) -> str:
@@ -84,7 +87,8 @@ class Session:
             self.conn.release_output([welcome, *replay_lines(replays)])
             await self._chat(handle_line)
         except (ClientGone, EndSession):
-            pass
+            # Its last messages are answered before the connection closes.
+            await self.in_flight.settled()
         finally:
             if online:
                 if self.conn.close_reason:
@@ -117,14 +121,15 @@ class Session:
     async def _chat(self, handle_line: Callable[[Session, str], Awaitable[None]]) -> None:
         while True:
             line = await self.read_line()
-            if line.strip() and self._within_rate():
+            if line.strip() and await self._within_rate():
                 await handle_line(self, line)
 
-    def _within_rate(self) -> bool:
+    async def _within_rate(self) -> bool:
         """Take a line if the client is within its rate; refuse it, or end a flood, if not."""
         if self._rate.take():
             self._strikes = 0
             return True
+        await self.in_flight.settled()  # the refusal comes after the earlier lines' answers
         self._strikes += 1
         if self._strikes >= self.settings.rate_strikes:
             self.conn.send(replies.error("too many lines too fast; disconnecting."))
@@ -152,6 +157,7 @@ class Session:
             if frame is None:
                 raise ClientGone
             if isinstance(frame, FrameError):
+                await self.in_flight.settled()
                 self.conn.send(replies.error(self._describe(frame)))
                 continue
             return frame if raw else sanitise(frame)
