@@ -181,7 +181,10 @@ class ChatServer:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self.service.flush()  # every earlier write is now committed
+        try:
+            await self.service.flush()  # every earlier write is now committed
+        except ERRORS as exc:  # the database is unreachable: what failed was said to fail
+            log.error("the last writes could not be committed: %s", exc)
         for conn in list(self._connections):
             conn.close()
         if self._connections:

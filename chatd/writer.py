@@ -139,16 +139,24 @@ class GroupCommitWriter:
                 self._restart_wal(self._checkpointer)
 
     def _commit(self, batch: list[WriteJob]) -> None:
-        try:
-            with transaction(self._conn):
-                self._apply(batch)
-                if self._before_commit is not None:  # ids known, not yet visible to others
-                    self._before_commit(batch)
-        except ERRORS as exc:  # the whole transaction failed: disk full, I/O error, no server
-            log.error("could not commit %d writes: %s", len(batch), exc)
-            for job in batch:
-                job.error = job.error or exc
+        for last_try in (False, True):
             self._reconnect_if_lost()
+            began = False
+            try:
+                with transaction(self._conn):
+                    began = True
+                    self._apply(batch)
+                    if self._before_commit is not None:  # ids known, not yet visible to others
+                        self._before_commit(batch)
+            except ERRORS as exc:  # the whole transaction failed: disk full, I/O error, no server
+                if not (began or last_try) and engine_of(self._conn).is_lost(self._conn):
+                    # Lost while idle (PostgreSQL restarted since the last batch): nothing
+                    # was written, so the batch goes again on a new connection.
+                    continue
+                log.error("could not commit %d writes: %s", len(batch), exc)
+                for job in batch:
+                    job.error = job.error or exc
+            break
         self.batches += 1
         self.jobs += len(batch)
         try:
@@ -157,8 +165,9 @@ class GroupCommitWriter:
             log.exception("error while reporting a committed batch")
 
     def _reconnect_if_lost(self) -> None:
-        """After a lost connection (PostgreSQL restarted, or the connection was cut), open
-        a new one for the next batch; if that fails too, the next batch tries again."""
+        """Before a batch, if the connection was lost (PostgreSQL restarted, or the
+        connection was cut), open a new one; if the database is still away, the batch
+        fails (nobody is told "said") and the next one tries again."""
         if not engine_of(self._conn).is_lost(self._conn):
             return
         try:

@@ -116,6 +116,11 @@ class PrivateCluster:
             "restart", "--wait", "--timeout=30", "-m", "fast", "-o", options, "-l", self.log
         )
 
+    def ensure_running(self) -> None:
+        """Start the server if it is stopped (a test failed while it was)."""
+        if not (self.data / "postmaster.pid").exists():
+            self.start()
+
     def destroy(self) -> None:
         """Stop the server if it runs, and remove every file of the cluster."""
         if (self.data / "postmaster.pid").exists():

@@ -132,6 +132,7 @@ class FeedDelivery:
         self._lock = threading.Lock()  # guards _local (writer thread, reader thread)
         self._local: dict[int, Any] = {}  # message id -> its job's context, until read
         self._uncertain: list[MessageJob] = []  # their commit failed, perhaps after the fact
+        self._prepared: set[int] = set()  # ids of the batch being committed (writer thread)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read, name="chatd-feed", daemon=True)
@@ -162,6 +163,9 @@ class FeedDelivery:
 
     def prepared(self, batch: list[WriteJob]) -> None:
         """A batch is written, not yet committed: remember whose messages these are."""
+        self._prepared = {
+            job.message_id for job in batch if isinstance(job, MessageJob) and job.error is None
+        }
         with self._lock:
             for job in batch:
                 if isinstance(job, MessageJob) and job.error is None:
@@ -169,18 +173,20 @@ class FeedDelivery:
 
     def committed(self, batch: list[WriteJob]) -> None:
         """A batch is committed (or failed): read it now, and settle what is not a message."""
+        prepared, self._prepared = self._prepared, set()
         settle: list[WriteJob] = []
         for job in batch:
             if isinstance(job, MessageJob):
                 if job.error is None:
                     continue  # settled when the feed reads it
-                with self._lock:
-                    if job.message_id in self._local:
-                        # The commit itself failed: it may have happened all the same
-                        # (the connection cut as it answered). The feed's next read
-                        # tells: the message is there, or it was not saved.
+                if job.message_id in prepared:
+                    # The commit itself failed: it may have happened all the same (the
+                    # connection cut as it answered), and the feed may even have read
+                    # it already. The feed's next read tells: the message is there
+                    # (delivered as said), or it was not saved.
+                    with self._lock:
                         self._uncertain.append(job)
-                        continue
+                    continue
                 settle.append(job)
             else:
                 settle.append(job)

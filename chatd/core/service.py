@@ -87,7 +87,6 @@ class ChatService:
         self._presence: NodePresence | None = None
         if is_url(self.settings.db):  # PostgreSQL: other nodes may share the database
             self._presence = NodePresence(loop, self.hub, self.settings.db)
-            self._presence.start()
             self._feed = FeedDelivery(
                 loop,
                 self.hub,
@@ -108,6 +107,8 @@ class ChatService:
                 self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
             )
         self._writer.start()
+        if self._presence is not None:  # its sessions are written by the writer
+            self._presence.start(self._writer.submit)
         self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
         self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
         self._reads.start(loop)
@@ -184,8 +185,7 @@ class ChatService:
             return []
         upto = self.hub.last_delivered_id  # later messages reach the session live
         if self._presence is not None:  # online here, for the other nodes: before the login
-            self._presence.local[user.id] = user.username
-            self._write_presence(nodes.add_session, user_id=user.id, name=member.name)
+            self._presence.logged_in(user.id, member.name)
         self._record(Kind.JOIN, member)
         seen = self._seen_at_logout.pop(user.id, user.seen_upto)
         limit = self.settings.replay_max
@@ -197,17 +197,11 @@ class ChatService:
         """A logged-in session has ended."""
         if self.hub.leave(member):
             if self._presence is not None:
-                self._presence.local.pop(member.user_id, None)
-                self._write_presence(nodes.remove_session, user_id=member.user_id)
+                self._presence.logged_out(member.user_id)
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
             self._writer.submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
-
-    def _write_presence(self, change: Callable[..., None], **fields: Any) -> None:
-        """Queue a change to this node's row of who is online (several nodes only)."""
-        assert self._presence is not None
-        self._writer.submit(ActionJob(partial(change, node_id=self._presence.node_id, **fields)))
 
     def _record(self, kind: Kind, member: Member, body: str = "") -> None:
         """Store a login or logout; its notice goes out once it is committed."""
