@@ -192,9 +192,10 @@ _INSERT = (
 # (sequence values are taken at INSERT, transactions commit when they commit).
 # So a transaction takes this lock (a key of chatd's own) before inserting
 # messages and holds it to its commit: one node's batch at a time gets ids.
-# The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/feed.py).
-MESSAGES_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
+# The notice, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py);
+# lock and notice go in one statement, one round trip.
 FEED_CHANNEL = "chatd_messages"
+MESSAGES_LOCK = f"SELECT pg_advisory_xact_lock(6007002), pg_notify('{FEED_CHANNEL}', '')"
 # Kicks between nodes: a notice whose payload names the user (chatd/storage/nodes.py).
 KICK_CHANNEL = "chatd_kicks"
 
@@ -221,7 +222,6 @@ class PostgreSQLEngine(Engine):
     def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
         columns = [list(column) for column in zip(*rows, strict=True)]
         conn.execute(MESSAGES_LOCK)
-        conn.execute(f"NOTIFY {FEED_CHANNEL}")
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
