@@ -121,11 +121,12 @@ class ChatService:
 
     async def stop(self) -> None:
         """Commit what is pending, deliver it, then end every thread."""
-        stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
+        await self._loop.run_in_executor(None, self._writer.stop)
         if self._feed is not None:
-            stops.insert(1, self._feed.stop)
+            await self._feed.stop()  # delivers what the writer committed last
+        stops = [self._reads.stop, self._hashing.stop]
         if self._presence is not None:
-            stops.insert(1, self._presence.stop)
+            stops.insert(0, self._presence.stop)
         for stop in stops:
             await self._loop.run_in_executor(None, stop)
 
