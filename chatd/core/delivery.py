@@ -276,7 +276,10 @@ class FeedDelivery:
                 with self._lock:
                     chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in rows]
                 self.last_read = rows[-1][0]
-                self._deliver(chunk)
+                try:
+                    self._deliver(chunk)
+                except Exception:  # the feed must outlive any bug in delivering
+                    log.exception("error while delivering messages up to %d", self.last_read)
             if not full:
                 return
 
