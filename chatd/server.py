@@ -84,7 +84,7 @@ class ChatServer:
     async def start(self) -> None:
         """Prepare the database, start the worker threads and listen."""
         self._loop = asyncio.get_running_loop()
-        log.info("event loop: %s", type(self._loop).__module__.partition(".")[0])
+        log.debug("event loop: %s", type(self._loop).__module__.partition(".")[0])
         self._stop_requested = asyncio.Event()
         self._all_closed = asyncio.Event()
         _raise_open_files_limit(self.settings.max_connections + 64)
@@ -183,7 +183,10 @@ class ChatServer:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self.service.flush()  # every earlier write is now committed
+        try:
+            await self.service.flush()  # every earlier write is now committed
+        except ERRORS as exc:  # the database is unreachable: what failed was said to fail
+            log.error("the last writes could not be committed: %s", exc)
         for conn in list(self._connections):
             conn.close()
         if self._connections:

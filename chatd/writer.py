@@ -14,6 +14,7 @@ jobs fail (nobody is told "said") and the writer connects again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatd.storage import ERRORS, Connection, connect, engine_of, messages, savepoint, transaction
+from chatd.storage import ERRORS, Connection, connect, engine_of, messages, savepoint
 from chatd.storage.messages import NewMessage
 
 log = logging.getLogger(__name__)
@@ -147,15 +148,11 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[WriteJob]) -> None:
         try:
-            with transaction(self._conn):
-                self._apply(batch)
-                if self._before_commit is not None:  # ids known, not yet visible to others
-                    self._before_commit(batch)
+            self._write(batch)
         except ERRORS as exc:  # the whole transaction failed: disk full, I/O error, no server
             log.error("could not commit %d writes: %s", len(batch), exc)
             for job in batch:
                 job.error = job.error or exc
-            self._reconnect_if_lost()
         self.batches += 1
         self.jobs += len(batch)
         try:
@@ -163,9 +160,48 @@ class GroupCommitWriter:
         except Exception:  # the writer must outlive any bug in a callback
             log.exception("error while reporting a committed batch")
 
+    def _write(self, batch: list[WriteJob]) -> None:
+        """Write a batch in one transaction: all at once, or, if anything in it fails,
+        one job at a time.
+
+        The fast path costs BEGIN, one INSERT for all the messages, and COMMIT:
+        on PostgreSQL each statement is a round trip, and each round trip of
+        this thread may wait for the GIL while the event loop is busy. One bad
+        job (say, a message from an account removed meanwhile) must not sink
+        the others, so on an error the batch is rolled back and written again
+        with each job in a savepoint of its own, failing only that job.
+        """
+        self._reconnect_if_lost()
+        begin = engine_of(self._conn).begin
+        try:
+            self._conn.execute(begin)
+        except ERRORS:
+            if not engine_of(self._conn).is_lost(self._conn):
+                raise
+            # Lost while idle (PostgreSQL restarted since the last batch): nothing
+            # is written yet, so the batch goes on a new connection.
+            self._reconnect_if_lost()
+            self._conn.execute(begin)
+        try:
+            try:
+                self._write_together(batch)
+            except Exception:
+                self._conn.execute("ROLLBACK")
+                self._conn.execute(begin)
+                for job in batch:
+                    self._write_alone(job)
+            if self._before_commit is not None:  # ids known, not yet visible to others
+                self._before_commit(batch)
+        except BaseException:
+            with contextlib.suppress(*ERRORS):  # a lost connection has nothing to roll back
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
     def _reconnect_if_lost(self) -> None:
-        """After a lost connection (PostgreSQL restarted, or the connection was cut), open
-        a new one for the next batch; if that fails too, the next batch tries again."""
+        """Before a batch, if the connection was lost (PostgreSQL restarted, or the
+        connection was cut), open a new one; if the database is still away, the batch
+        fails (nobody is told "said") and the next one tries again."""
         if not engine_of(self._conn).is_lost(self._conn):
             return
         try:
@@ -188,21 +224,6 @@ class GroupCommitWriter:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             log.debug("WAL restart skipped: %s", exc)
-
-    def _apply(self, batch: list[WriteJob]) -> None:
-        """Write a batch: all at once, or, if anything in it fails, one job at a time.
-
-        The fast path costs one savepoint and one INSERT for all the messages.
-        One bad job (say, a message from an account removed meanwhile) must not
-        sink the others, so on an error the batch is rolled back and written
-        again with each job in a savepoint of its own, failing only that job.
-        """
-        try:
-            with savepoint(self._conn, "batch"):
-                self._write_together(batch)
-        except Exception:
-            for job in batch:
-                self._write_alone(job)
 
     def _write_together(self, batch: list[WriteJob]) -> None:
         stored = [job for job in batch if isinstance(job, MessageJob)]

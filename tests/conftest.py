@@ -7,6 +7,10 @@ database of the test run's own (a random name, emptied before each test,
 dropped at the end), on the server at CHATD_TEST_POSTGRES (default: the
 local one). Without a PostgreSQL server those runs are skipped with
 the reason, except under CI=true, where they fail.
+
+Tests that restart PostgreSQL or log in with a password use a cluster of the
+run's own instead (`private_postgres`, tests/pg_cluster.py): the shared server
+is never restarted.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import pytest
 
 from chatd.server import ChatServer, event_loop_factory
 from chatd.settings import Settings
+from tests import pg_cluster
+from tests.pg_cluster import PrivateCluster
 
 TIMEOUT = 10.0  # seconds any single expectation may take before the test fails
 
@@ -65,6 +71,51 @@ def postgres_server() -> str:
             pytest.fail(f"{why} (under CI the PostgreSQL tests must run)")
         pytest.skip(why)
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivateCluster]:
+    """A PostgreSQL cluster of this test run's own (tests/pg_cluster.py), for the tests
+    that restart the database or need password logins: started once, on first use,
+    and removed at the end. Skipped, with the reason, where PostgreSQL's binaries or
+    its system user are missing, except under CI=true, where it fails."""
+    why = pg_cluster.unavailable()
+    if why is None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            why = "psycopg is not installed: pip install -e '.[test]'"
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why} (under CI the PostgreSQL tests must run)")
+        pytest.skip(why)
+    cluster = PrivateCluster(free_port())
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def private_database(private_postgres: PrivateCluster) -> Iterator[str]:
+    """A new database on the private cluster, owned by the role `chat` and migrated;
+    its URL logs in as `chat` with the role's password. Dropped at the end."""
+    import psycopg
+
+    from chatd.storage import open_database
+
+    name = f"chatd_test_{secrets.token_hex(6)}"
+    superuser = private_postgres.url(user=pg_cluster.SUPERUSER)
+    with psycopg.connect(superuser, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} OWNER {pg_cluster.ROLE}")
+    url = private_postgres.url(name)
+    try:
+        open_database(url).close()
+        yield url
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @contextmanager

@@ -46,7 +46,7 @@ def test_chatd_serve_runs_and_stops_cleanly_on_sigterm(
         pytest.importorskip("uvloop", reason="uvloop is not installed here")
     else:
         monkeypatch.setenv("CHATD_EVENT_LOOP", "asyncio")
-    process, port = start_serve(tmp_path, "--log-level", "INFO")
+    process, port = start_serve(tmp_path, "--log-level", "DEBUG")
     try:
         alice = LineClient(port)
         alice.login("alice", "pass123")

@@ -15,11 +15,10 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 from chatd.core.hub import Hub, Member
-from chatd.storage import ERRORS, Connection, connect, engine_of, messages
+from chatd.storage import ERRORS, FeedConnection, connect, connect_feed, messages
 from chatd.storage.messages import Kind, NewMessage
 from chatd.writer import ActionJob, MessageJob, WriteJob
 
@@ -103,12 +102,23 @@ class FeedDelivery:
     writer rings too (no need to wait for the notice), and a read every
     FEED_POLL_S rings anyway, so a lost notice loses nothing.
 
-    Two threads, each with its own connection: one waits for notices, one
-    reads and hands rows to the event loop in order. Local messages keep their
-    origin (for `You said:`) by id: the writer reports a batch's ids before
-    its commit (`prepared`), and the feed attaches the origin to the row when
-    it reads it. A lost connection is opened again and reading resumes after
-    the last message read: nothing lost, nothing twice.
+    The feed runs on the event loop, with two connections of psycopg's
+    AsyncConnection: the loop watches the listening one's socket and takes its
+    notices as they arrive, and a task reads and hands the rows to the hub, in
+    order, as soon as they come. No thread stands between the database and the
+    hub: with threads (a listener waking a reader, which woke the loop) each
+    hop could wait up to the GIL's switch interval (5 ms) while the loop was
+    busy delivering, and cross-node latency paid for three.
+
+    This node's own batch needs no read when its ids follow the last message
+    delivered: nothing can come between, so it goes to the hub as the writer
+    reports it, as on one box. Otherwise (another node's messages came first,
+    or ids were skipped) the reader reads. Local messages keep their origin
+    (for `You said:`) by id: the writer reports a batch's ids before its
+    commit (`prepared`), and the feed attaches the origin to the row when it
+    reads it. A lost connection is opened again and reading resumes after the
+    last message read: nothing lost, nothing twice. A commit that failed may
+    have happened all the same (the answer lost); the next read decides.
     """
 
     def __init__(
@@ -116,7 +126,7 @@ class FeedDelivery:
         loop: asyncio.AbstractEventLoop,
         hub: Hub,
         not_saved: Callable[[Member], None],
-        db: Path | str,
+        db: str,
         *,
         poll_s: float = FEED_POLL_S,
         on_presence: Callable[[], None] | None = None,
@@ -128,40 +138,43 @@ class FeedDelivery:
         self._db = db
         self._poll_s = poll_s
         self._on_presence = on_presence  # told of every login, logout, join and leave
-        self._on_kick = on_kick  # a kick's notice, on the event loop
-        self._lock = threading.Lock()  # guards _local (writer thread, reader thread)
+        self._on_kick = on_kick  # a kick's notice
+        self._lock = threading.Lock()  # guards _local and _uncertain (writer thread, loop)
         self._local: dict[int, Any] = {}  # message id -> its job's context, until read
         self._uncertain: list[MessageJob] = []  # their commit failed, perhaps after the fact
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="chatd-feed", daemon=True)
-        self._listener = threading.Thread(target=self._listen, name="chatd-listen", daemon=True)
-        self.last_read = 0  # every message up to this id has been read (reader thread)
-        self.reconnects = 0
+        self._prepared: set[int] = set()  # ids of the batch being committed (writer thread)
+        self._wake = asyncio.Event()  # read now (loop only, like everything below)
+        self._stopping = False
+        self.last_read = 0  # every message up to this id has been delivered
 
     def start(self) -> int:
-        """Connect and start reading after the newest committed message; returns its id."""
-        self._conn = connect(self._db)
-        self.last_read = messages.last_committed_id(self._conn)
-        self._listen_conn: Connection | None = None
-        self._reader.start()
-        self._listener.start()
+        """Start reading after the newest committed message; returns its id. On the loop."""
+        conn = connect(self._db)
+        try:
+            self.last_read = messages.last_committed_id(conn)
+        finally:
+            conn.close()
+        self._reader = self._loop.create_task(self._read(), name="chatd-feed")
+        self._listener = self._loop.create_task(self._listen(), name="chatd-listen")
         return self.last_read
 
-    def stop(self) -> None:
-        """Deliver what is committed by now, then end both threads."""
-        self._stopping.set()
+    async def stop(self) -> None:
+        """Deliver what is committed by now (call it once the writer has stopped), then
+        end both tasks."""
+        self._stopping = True
         self._wake.set()
-        self._reader.join()
-        self._listener.join()
-        for conn in (self._conn, self._listen_conn):
-            if conn is not None:
-                _close_quietly(conn)
+        await self._reader  # its last read, then it ends
+        self._listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._listener
 
     # --- on the writer's thread -----------------------------------------------------
 
     def prepared(self, batch: list[WriteJob]) -> None:
         """A batch is written, not yet committed: remember whose messages these are."""
+        self._prepared = {
+            job.message_id for job in batch if isinstance(job, MessageJob) and job.error is None
+        }
         with self._lock:
             for job in batch:
                 if isinstance(job, MessageJob) and job.error is None:
@@ -169,24 +182,44 @@ class FeedDelivery:
 
     def committed(self, batch: list[WriteJob]) -> None:
         """A batch is committed (or failed): read it now, and settle what is not a message."""
+        prepared, self._prepared = self._prepared, set()
         settle: list[WriteJob] = []
+        said: list[tuple[int, NewMessage]] = []
         for job in batch:
             if isinstance(job, MessageJob):
                 if job.error is None:
-                    continue  # settled when the feed reads it
-                with self._lock:
-                    if job.message_id in self._local:
-                        # The commit itself failed: it may have happened all the same
-                        # (the connection cut as it answered). The feed's next read
-                        # tells: the message is there, or it was not saved.
+                    said.append((job.message_id, job.message))  # settled once delivered
+                    continue
+                if job.message_id in prepared:
+                    # The commit itself failed: it may have happened all the same (the
+                    # connection cut as it answered), and the feed may even have read
+                    # it already. The feed's next read tells: the message is there
+                    # (delivered as said), or it was not saved.
+                    with self._lock:
                         self._uncertain.append(job)
-                        continue
+                    continue
                 settle.append(job)
             else:
                 settle.append(job)
-        self._wake.set()
-        if settle:
-            self._loop.call_soon_threadsafe(self._settle, settle)
+        self._loop.call_soon_threadsafe(self._after_commit, settle, said)
+
+    # --- on the event loop ------------------------------------------------------------
+
+    def _after_commit(self, settle: list[WriteJob], said: list[tuple[int, NewMessage]]) -> None:
+        """This node's batch is committed: deliver it at once if its ids follow the last
+        message read, else have the reader read."""
+        self._settle(settle)
+        first = self.last_read + 1
+        if said and said[0][0] == first and said[-1][0] == first + len(said) - 1:
+            # Ids are handed out under a lock held to the commit, so no other node's
+            # message can come between: the batch is what comes next, read or not.
+            # (A read under way skips what is delivered meanwhile.)
+            with self._lock:
+                chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in said]
+            self.last_read = said[-1][0]
+            self._deliver(chunk)
+        else:
+            self._wake.set()
 
     def _settle(self, jobs: list[WriteJob]) -> None:
         for job in jobs:
@@ -200,27 +233,54 @@ class FeedDelivery:
             else:
                 settle_action(job)
 
-    # --- the feed -------------------------------------------------------------------
-
-    def _read(self) -> None:
+    async def _read(self) -> None:
+        """Read whatever was committed after the last message read, whenever woken (or
+        every poll_s), and deliver it; connect again whenever the connection is lost."""
+        conn: FeedConnection | None = None
         while True:
-            self._wake.wait(self._poll_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
             self._wake.clear()
-            stopping = self._stopping.is_set()
+            stopping = self._stopping
             with self._lock:
                 uncertain, self._uncertain = self._uncertain, []
             try:
-                self._read_new()
+                if conn is None:
+                    conn = await connect_feed(self._db)
+                await self._read_new(conn)
             except ERRORS as exc:
                 log.error("the feed could not read: %s", exc)
                 with self._lock:
                     self._uncertain[:0] = uncertain  # decided by the next read
-                self._conn = self._reconnect(self._conn)
-                self._wake.set()  # read at once once connected
-                if not stopping:
-                    continue
+                if conn is not None:
+                    await _close_quietly(conn)
+                    conn = None
+                if stopping:
+                    return
+                await asyncio.sleep(FEED_RETRY_S)
+                self._wake.set()  # read at once, on a new connection
+                continue
             self._not_committed(uncertain)
             if stopping:
+                await _close_quietly(conn)
+                return
+
+    async def _read_new(self, conn: FeedConnection) -> None:
+        while True:
+            rows = await messages.committed_after(conn, self.last_read, FEED_CHUNK)
+            full = len(rows) == FEED_CHUNK
+            # This node's own batches may have been delivered while the query ran.
+            rows = [row for row in rows if row[0] > self.last_read]
+            if rows:
+                with self._lock:
+                    chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in rows]
+                self.last_read = rows[-1][0]
+                try:
+                    self._deliver(chunk)
+                except Exception:  # the feed must outlive any bug in delivering
+                    log.exception("error while delivering messages up to %d", self.last_read)
+            if not full:
                 return
 
     def _not_committed(self, uncertain: list[MessageJob]) -> None:
@@ -231,22 +291,7 @@ class FeedDelivery:
             for job in uncertain:
                 if self._local.pop(job.message_id, None) is not None:
                     lost.append(job)
-        if lost:
-            self._loop.call_soon_threadsafe(self._settle, lost)
-
-    def _read_new(self) -> None:
-        while True:
-            rows = messages.committed_after(self._conn, self.last_read, FEED_CHUNK)
-            if not rows:
-                return
-            chunk: list[tuple[int, NewMessage, Any]] = []
-            with self._lock:
-                for message_id, message in rows:
-                    chunk.append((message_id, message, self._local.pop(message_id, None)))
-            self.last_read = rows[-1][0]
-            self._loop.call_soon_threadsafe(self._deliver, chunk)
-            if len(rows) < FEED_CHUNK:
-                return
+        self._settle(lost)
 
     def _deliver(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
         """Hand messages to the hub in commit order; wake whoever waited for them."""
@@ -265,44 +310,49 @@ class FeedDelivery:
         if presence and self._on_presence is not None:
             self._on_presence()
 
-    def _listen(self) -> None:
-        conn = None
-        while not self._stopping.is_set():
+    async def _listen(self) -> None:
+        """Be told of every commit (the reader wakes) and kick (on_kick): the loop watches
+        the listening connection's socket and takes its notices as they arrive. Ends
+        when cancelled (stop)."""
+        while True:
             try:
-                if conn is None:
-                    conn = connect(self._db)
-                    engine_of(conn).listen(conn)
-                    self._listen_conn = conn
-                    self._wake.set()  # whatever came while not listening
-                for channel, payload in engine_of(conn).notified(conn, min(self._poll_s, 0.25)):
-                    if channel == KICK_CHANNEL:
-                        if self._on_kick is not None:
-                            self._loop.call_soon_threadsafe(self._on_kick, payload)
-                    else:
-                        self._wake.set()
+                conn = await connect_feed(self._db)
             except ERRORS as exc:
-                log.error("the feed lost its notices: %s", exc)
-                if conn is not None:
-                    _close_quietly(conn)
-                conn = self._listen_conn = None
-                self._stopping.wait(FEED_RETRY_S)
-
-    def _reconnect(self, old: Connection) -> Connection:
-        """A new connection for the reader, retrying until one opens or we stop."""
-        _close_quietly(old)
-        while not self._stopping.is_set():
-            try:
-                conn = connect(self._db)
-            except ERRORS as exc:
-                log.error("the feed cannot reconnect: %s", exc)
-                self._stopping.wait(FEED_RETRY_S)
+                log.error("the feed cannot listen: %s", exc)
+                await asyncio.sleep(FEED_RETRY_S)
                 continue
-            self.reconnects += 1
-            log.warning("the feed reconnected; reading after message %d", self.last_read)
-            return conn
-        return old  # stopping: the last read fails, and the reader ends
+            lost: asyncio.Future[BaseException] = self._loop.create_future()
+            try:
+                await conn.listen()
+                self._wake.set()  # whatever came while not listening
+                socket = conn.fileno()
+                self._loop.add_reader(socket, self._notices, conn, lost)
+                try:
+                    why = await lost
+                finally:
+                    self._loop.remove_reader(socket)
+            except ERRORS as exc:
+                why = exc
+            finally:
+                await _close_quietly(conn)
+            log.error("the feed lost its notices: %s", why)
+            await asyncio.sleep(FEED_RETRY_S)
+
+    def _notices(self, conn: FeedConnection, lost: asyncio.Future[BaseException]) -> None:
+        """The listening socket is readable: notices, or the connection's end."""
+        try:
+            notices = conn.notices()
+        except ERRORS as exc:
+            if not lost.done():
+                lost.set_result(exc)
+            return
+        for channel, payload in notices:
+            if channel != KICK_CHANNEL:
+                self._wake.set()
+            elif self._on_kick is not None:
+                self._on_kick(payload)
 
 
-def _close_quietly(conn: Connection) -> None:
+async def _close_quietly(conn: FeedConnection) -> None:
     with contextlib.suppress(*ERRORS):
-        conn.close()
+        await conn.close()

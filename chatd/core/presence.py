@@ -8,6 +8,13 @@ hub, every beat and whenever a login or logout elsewhere is delivered
 (`wake`). A clean stop removes the node's rows. SQLite has one node: no
 presence runs there.
 
+This node's own sessions go to the database through the writer, in order
+with its other writes (a login's row is there before its notice). A write
+that fails (the database was unreachable) leaves the rows out of step, so
+after the next beat the node writes all of its sessions again. After losing
+its connection a node waits DEAD_AFTER_S before declaring others dead: the
+whole database may have been away, and every node's beat with it.
+
 It also applies the kicks sent by other nodes (table kicks): it reads those
 after the last one applied at every beat and at every kick's notice
 (`kick_noticed`), so a kick made while this node was cut off from the
@@ -25,12 +32,15 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from chatd.core.hub import Hub
 from chatd.storage import ERRORS, Connection, connect, nodes, transaction
 from chatd.storage.nodes import Kick
 from chatd.storage.rooms import Room
+from chatd.writer import ActionJob, WriteJob
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +51,8 @@ DEAD_AFTER_S = 10.0
 # Kicks are kept this long: far longer than any node may be cut off and still
 # be alive (DEAD_AFTER_S), so every live node has read each one before it goes.
 KICKS_KEPT_S = 3600.0
-# After a lost connection is opened again, the next beat comes this soon.
-RETRY_S = 0.2
+# How often a lost connection is tried again.
+RETRY_S = 0.5
 
 
 class NodePresence:
@@ -66,6 +76,8 @@ class NodePresence:
         self._dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.local: dict[int, str] = {}  # accounts online here: user id -> name (loop only)
+        self._submit: Callable[[WriteJob], None] | None = None  # the writer's (see start)
+        self._out_of_step = False  # a write of `local` failed (loop only)
         self.last_kick = 0  # every kick up to this id has been applied (presence thread)
         # The rooms of users online elsewhere, for rooms the hub may not know yet.
         self._rooms: dict[int, Room] = {}
@@ -73,8 +85,10 @@ class NodePresence:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatd-presence", daemon=True)
 
-    def start(self) -> int:
-        """Register this node; returns its id."""
+    def start(self, submit: Callable[[WriteJob], None]) -> int:
+        """Register this node; its sessions are written through `submit` (the writer's).
+        Returns the node's id."""
+        self._submit = submit
         self._conn: Connection = connect(self._db)
         self.node_id = nodes.register(self._conn, self.name)
         self.last_kick = nodes.last_kick_id(self._conn)
@@ -98,29 +112,63 @@ class NodePresence:
         with contextlib.suppress(*ERRORS):
             self._conn.close()
 
+    # --- this node's sessions, on the event loop ------------------------------------
+
+    def logged_in(self, user_id: int, name: str) -> None:
+        """An account's first session here: online for the other nodes."""
+        self.local[user_id] = name
+        self._write(nodes.add_session, user_id=user_id, name=name)
+
+    def logged_out(self, user_id: int) -> None:
+        """An account's last session here has ended."""
+        self.local.pop(user_id, None)
+        self._write(nodes.remove_session, user_id=user_id)
+
+    def _write(self, change: Callable[..., None], **fields: Any) -> None:
+        assert self._submit is not None
+        done: asyncio.Future[None] = self._loop.create_future()
+        done.add_done_callback(self._written)
+        self._submit(ActionJob(partial(change, node_id=self.node_id, **fields), done))
+
+    def _written(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            self._out_of_step = True  # written again whole after the next beat
+
+    def _write_all(self) -> None:
+        """Write every session of this node again (after a write of them failed)."""
+        if self._out_of_step:
+            self._out_of_step = False
+            self._write(nodes.set_sessions, sessions=list(self.local.items()))
+
+    # --- the heartbeat, on the presence thread ----------------------------------------
+
     def _run(self) -> None:
         beat_due = 0.0
+        reap_after = 0.0  # no declaring others dead before this (see the module's doc)
         while not self._stopping.is_set():
             now = self._loop.time()
             try:
                 if now >= beat_due:
-                    self._beat()
+                    self._beat(reap=now >= reap_after)
                     beat_due = now + self._heartbeat_s
+                    if self._out_of_step:
+                        self._loop.call_soon_threadsafe(self._write_all)
                 self._read_kicks()
                 self._read_online()
             except ERRORS as exc:
                 log.error("presence: %s", exc)
                 self._reconnect()
-                # Beat again soon, and read what came meanwhile (kicks above all).
-                beat_due = min(beat_due, self._loop.time() + RETRY_S)
+                beat_due = 0.0  # at once: the others may be about to think us dead
+                reap_after = self._loop.time() + self._dead_after_s
+                continue
             self._wake.wait(max(0.0, beat_due - self._loop.time()))
             self._wake.clear()
 
-    def _beat(self) -> None:
+    def _beat(self, *, reap: bool) -> None:
         with transaction(self._conn):
             if not nodes.beat(self._conn, self.node_id, self.name, list(self.local.items())):
                 log.warning("this node had been declared dead: registered again")
-            gone = nodes.reap(self._conn, self._dead_after_s)
+            gone = nodes.reap(self._conn, self._dead_after_s) if reap else []
             nodes.trim_kicks(self._conn, KICKS_KEPT_S)
         if gone:
             log.warning("a node stopped answering: %d users logged out", len(gone))
@@ -151,7 +199,8 @@ class NodePresence:
         while not self._stopping.is_set():
             try:
                 self._conn = connect(self._db)
+                log.warning("presence reconnected to the database")
                 return
             except ERRORS as exc:
                 log.error("presence cannot reconnect: %s", exc)
-                self._stopping.wait(self._heartbeat_s)
+                self._stopping.wait(RETRY_S)

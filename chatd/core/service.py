@@ -91,7 +91,6 @@ class ChatService:
             self._presence = NodePresence(
                 loop, self.hub, self.settings.db, on_kick=self._kicked_elsewhere
             )
-            self._presence.start()
             self._feed = FeedDelivery(
                 loop,
                 self.hub,
@@ -112,6 +111,8 @@ class ChatService:
                 self.settings.db, delivery.committed, batch_max=self.settings.commit_batch
             )
         self._writer.start()
+        if self._presence is not None:  # its sessions are written by the writer
+            self._presence.start(self._submit)
         self._reads = WorkerPool(_READ_WORKERS, "chatd-read", self.settings.db)
         self._hashing = WorkerPool(self.settings.hash_workers, "chatd-bcrypt", self.settings.db)
         self._reads.start(loop)
@@ -125,11 +126,12 @@ class ChatService:
     async def stop(self) -> None:
         """Commit what is pending, deliver it, then end every thread."""
         self._hand_over()
-        stops = [self._writer.stop, self._reads.stop, self._hashing.stop]
+        await self._loop.run_in_executor(None, self._writer.stop)
         if self._feed is not None:
-            stops.insert(1, self._feed.stop)
+            await self._feed.stop()  # delivers what the writer committed last
+        stops = [self._reads.stop, self._hashing.stop]
         if self._presence is not None:
-            stops.insert(1, self._presence.stop)
+            stops.insert(0, self._presence.stop)
         for stop in stops:
             await self._loop.run_in_executor(None, stop)
 
@@ -189,8 +191,7 @@ class ChatService:
             return []
         upto = self.hub.last_delivered_id  # later messages reach the session live
         if self._presence is not None:  # online here, for the other nodes: before the login
-            self._presence.local[user.id] = user.username
-            self._write_presence(nodes.add_session, user_id=user.id, name=member.name)
+            self._presence.logged_in(user.id, member.name)
         self._record(Kind.JOIN, member)
         seen = self._seen_at_logout.pop(user.id, user.seen_upto)
         limit = self.settings.replay_max
@@ -202,17 +203,11 @@ class ChatService:
         """A logged-in session has ended."""
         if self.hub.leave(member):
             if self._presence is not None:
-                self._presence.local.pop(member.user_id, None)
-                self._write_presence(nodes.remove_session, user_id=member.user_id)
+                self._presence.logged_out(member.user_id)
             self._record(Kind.LEAVE, member, reason)
             seen = self.hub.last_delivered_id
             self._seen_at_logout[member.user_id] = seen
             self._submit(ActionJob(partial(_set_seen, user_id=member.user_id, seen=seen)))
-
-    def _write_presence(self, change: Callable[..., None], **fields: Any) -> None:
-        """Queue a change to this node's row of who is online (several nodes only)."""
-        assert self._presence is not None
-        self._submit(ActionJob(partial(change, node_id=self._presence.node_id, **fields)))
 
     def _record(self, kind: Kind, member: Member, body: str = "") -> None:
         """Store a login or logout; its notice goes out once it is committed."""

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
 from chatd.storage import rooms
-from chatd.storage.engines import Connection, Engine, engine_of
+from chatd.storage.engines import Connection, Engine, FeedConnection, engine_of
 
 
 class Kind(enum.StrEnum):
@@ -265,16 +265,18 @@ def _count_and_latest(
     return count, rows
 
 
-def committed_after(conn: Connection, after: int, limit: int) -> list[tuple[int, NewMessage]]:
+async def committed_after(
+    conn: FeedConnection, after: int, limit: int
+) -> list[tuple[int, NewMessage]]:
     """The committed messages with ids after `after`, oldest first, at most `limit`,
     with their rooms' names: what a node delivers next (chatd/core/delivery.py)."""
-    rows = conn.execute(
+    rows = await conn.fetchall(
         "SELECT m.id, m.sent_at, m.kind, m.sender_id, m.sender, m.body, m.recipient_id,"
         " m.recipient, m.room_id, r.name FROM messages AS m"
         " LEFT JOIN rooms AS r ON r.id = m.room_id"
         " WHERE m.id > ? ORDER BY m.id LIMIT ?",
         (after, limit),
-    ).fetchall()
+    )
     return [(row[0], NewMessage(row[1], _KINDS[row[2]], *row[3:])) for row in rows]
 
 

@@ -50,6 +50,15 @@ def remove_session(conn: Connection, *, node_id: int, user_id: int) -> None:
     conn.execute("DELETE FROM node_sessions WHERE node_id = ? AND user_id = ?", (node_id, user_id))
 
 
+def set_sessions(conn: Connection, *, node_id: int, sessions: list[tuple[int, str]]) -> None:
+    """Replace the node's sessions with `sessions` ((user id, name) of each account)."""
+    conn.execute("DELETE FROM node_sessions WHERE node_id = ?", (node_id,))
+    conn.executemany(
+        "INSERT INTO node_sessions (node_id, user_id, name) VALUES (?, ?, ?)",
+        [(node_id, user_id, name) for user_id, name in sessions],
+    )
+
+
 def remove(conn: Connection, node_id: int) -> None:
     """A node's clean stop: its row and its sessions' go."""
     conn.execute("DELETE FROM nodes WHERE id = ?", (node_id,))

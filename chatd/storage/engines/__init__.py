@@ -21,6 +21,7 @@ from chatd.storage.engines.base import (
     Cursor,
     DatabaseError,
     Engine,
+    FeedConnection,
     IntegrityError,
 )
 from chatd.storage.engines.sqlite import SQLITE, DatabaseMissingError
@@ -34,8 +35,10 @@ __all__ = [
     "DatabaseError",
     "DatabaseMissingError",
     "Engine",
+    "FeedConnection",
     "IntegrityError",
     "connect",
+    "connect_feed",
     "describe",
     "engine_of",
     "is_url",
@@ -92,3 +95,11 @@ def connect(target: Path | str, *, create: bool = True) -> Connection:
     from chatd.storage.engines import sqlite
 
     return sqlite.connect(Path(target), create=create)
+
+
+async def connect_feed(url: str) -> FeedConnection:
+    """A connection for the event loop to a postgresql:// URL (its feed of committed
+    messages); raises ConnectError. Called only once `connect` has worked."""
+    from chatd.storage.engines import postgresql
+
+    return await postgresql.connect_async(url)

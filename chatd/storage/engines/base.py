@@ -36,6 +36,21 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+class FeedConnection(Protocol):
+    """A connection on the event loop, for the feed of committed messages
+    (chatd/core/delivery.py): PostgreSQL's AsyncPostgresConnection."""
+
+    async def fetchall(self, sql: str, parameters: Any) -> list[Any]: ...
+
+    async def listen(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+    def notices(self) -> list[tuple[str, str]]: ...
+
+    async def close(self) -> None: ...
+
+
 class DatabaseError(Exception):
     """A PostgreSQL error, as chatd sees it (SQLite's stay sqlite3.Error)."""
 
@@ -120,15 +135,6 @@ class Engine:
             " name TEXT NOT NULL,"
             " applied_at BIGINT NOT NULL)"  # UTC microseconds
         )
-
-    def listen(self, conn: Connection) -> None:
-        """Be told of messages committed and kicks sent by any node (see `notified`);
-        PostgreSQL only."""
-        raise NotImplementedError
-
-    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
-        """Wait up to `timeout_s` for notices; (channel, payload) of those that came."""
-        raise NotImplementedError
 
     def is_lost(self, conn: Connection) -> bool:
         """Whether the connection is gone for good (the server went away): reconnect."""

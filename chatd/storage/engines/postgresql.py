@@ -149,6 +149,57 @@ def connect(url: str) -> PostgresConnection:
     return PostgresConnection(raw)
 
 
+class AsyncPostgresConnection:
+    """A connection for the event loop (psycopg's AsyncConnection), as the feed of
+    committed messages uses it (chatd/core/delivery.py): reads and notices, chatd's
+    SQL and chatd's errors, nothing that blocks."""
+
+    def __init__(self, raw: psycopg.AsyncConnection[Any]) -> None:
+        self.raw = raw
+
+    async def fetchall(self, sql: str, parameters: Any) -> list[Any]:
+        with _chatd_errors():
+            cursor = await self.raw.execute(to_pyformat(sql), parameters)
+            return await cursor.fetchall()
+
+    async def listen(self) -> None:
+        """Be told of messages committed and kicks sent by any node (see `notices`)."""
+        with _chatd_errors():
+            await self.raw.execute(f"LISTEN {FEED_CHANNEL}")
+            await self.raw.execute(f"LISTEN {KICK_CHANNEL}")
+
+    def fileno(self) -> int:
+        """The socket: readable when notices (or the end of the connection) arrive."""
+        return self.raw.fileno()
+
+    def notices(self) -> list[tuple[str, str]]:
+        """(channel, payload) of the notices that have arrived, without waiting; raises
+        DatabaseError if the connection is lost. For a connection that only listens."""
+        pgconn = self.raw.pgconn
+        encoding = self.raw.info.encoding
+        arrived = []
+        with _chatd_errors():
+            pgconn.consume_input()
+            while (notice := pgconn.notifies()) is not None:
+                arrived.append((notice.relname.decode(encoding), notice.extra.decode(encoding)))
+        return arrived
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+
+async def connect_async(url: str) -> AsyncPostgresConnection:
+    """`connect`, for the event loop; ConnectError says what is wrong."""
+    extra: dict[str, Any] = {"application_name": "chatd"}
+    if "connect_timeout" not in conninfo_to_dict(url):  # a bad URL failed at start
+        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        raw = await psycopg.AsyncConnection.connect(url, autocommit=True, **extra)
+    except psycopg.Error as exc:
+        raise ConnectError(f"cannot connect to {describe(url)}: {_one_line(exc, url)}") from None
+    return AsyncPostgresConnection(raw)
+
+
 def _use_local_time_zone(raw: psycopg.Connection[Any]) -> None:
     """Render local times in this process's time zone, as SQLite's 'localtime' does."""
     zone = local_zone()
@@ -192,11 +243,13 @@ _INSERT = (
 # (sequence values are taken at INSERT, transactions commit when they commit).
 # So a transaction takes this lock (a key of chatd's own) before inserting
 # messages and holds it to its commit: one node's batch at a time gets ids.
-# The NOTIFY, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py).
+# The notice, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py);
+# lock and notice go in one statement, one round trip.
 # Kicks between nodes (table kicks) take the same lock, for the same reason:
 # one lock, so that a batch holding both can never deadlock with another.
-MESSAGES_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
 FEED_CHANNEL = "chatd_messages"
+COMMIT_ORDER_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
+MESSAGES_LOCK = f"SELECT pg_advisory_xact_lock(6007002), pg_notify('{FEED_CHANNEL}', '')"
 # Kicks between nodes: a notice whose payload is the kick's id (chatd/storage/nodes.py).
 KICK_CHANNEL = "chatd_kicks"
 
@@ -222,14 +275,13 @@ class PostgreSQLEngine(Engine):
 
     def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        self.in_commit_order(conn)
-        conn.execute(f"NOTIFY {FEED_CHANNEL}")
+        conn.execute(MESSAGES_LOCK)
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
 
     def in_commit_order(self, conn: Connection) -> None:
-        conn.execute(MESSAGES_LOCK)
+        conn.execute(COMMIT_ORDER_LOCK)
 
     def stream(self, conn: Connection, sql: str, parameters: Any) -> Iterator[Any]:
         return cast(PostgresConnection, conn).stream(sql, parameters)
@@ -260,15 +312,6 @@ class PostgreSQLEngine(Engine):
             "'" + literal.replace("\\", "\\\\").replace("'", "''") + "'" + (":*" if prefix else "")
             for literal, prefix in terms
         )
-
-    def listen(self, conn: Connection) -> None:
-        conn.execute(f"LISTEN {FEED_CHANNEL}")
-        conn.execute(f"LISTEN {KICK_CHANNEL}")
-
-    def notified(self, conn: Connection, timeout_s: float) -> list[tuple[str, str]]:
-        raw = cast(PostgresConnection, conn).raw
-        with _chatd_errors():
-            return [(n.channel, n.payload) for n in raw.notifies(timeout=timeout_s, stop_after=1)]
 
     def is_lost(self, conn: Connection) -> bool:
         raw = cast(PostgresConnection, conn).raw
