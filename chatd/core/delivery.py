@@ -207,7 +207,7 @@ class FeedDelivery:
 
     def _after_commit(self, settle: list[WriteJob], said: list[tuple[int, NewMessage]]) -> None:
         """This node's batch is committed: deliver it at once if its ids follow the last
-        message read, else have the reader read."""
+        message delivered, else have the reader read."""
         self._settle(settle)
         first = self.last_read + 1
         if said and said[0][0] == first and said[-1][0] == first + len(said) - 1:
@@ -237,6 +237,7 @@ class FeedDelivery:
         """Read whatever was committed after the last message read, whenever woken (or
         every poll_s), and deliver it; connect again whenever the connection is lost."""
         conn: FeedConnection | None = None
+        lost_once = False
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
@@ -248,8 +249,13 @@ class FeedDelivery:
             try:
                 if conn is None:
                     conn = await connect_feed(self._db)
+                    if lost_once:
+                        log.warning(
+                            "the feed reconnected; reading after message %d", self.last_read
+                        )
                 await self._read_new(conn)
             except ERRORS as exc:
+                lost_once = True
                 log.error("the feed could not read: %s", exc)
                 with self._lock:
                     self._uncertain[:0] = uncertain  # decided by the next read

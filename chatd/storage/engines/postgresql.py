@@ -226,31 +226,36 @@ def local_zone() -> str:
 
 # --- the engine ----------------------------------------------------------------------
 
-# One statement for a whole batch; WITH ORDINALITY and ORDER BY make the ids
-# follow the order of the rows, so sorting the returned ids maps them back.
-_INSERT = (
-    "INSERT INTO messages"
-    " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
-    " SELECT sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body"
-    " FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[],"
-    " ?::text[], ?::text[]) WITH ORDINALITY"
-    " AS t (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body, n)"
-    " ORDER BY n RETURNING id"
-)
-
 # Message ids must commit in the order they are handed out, or a node reading
 # "id > the last I delivered" would skip an id that commits after a higher one
 # (sequence values are taken at INSERT, transactions commit when they commit).
-# So a transaction takes this lock (a key of chatd's own) before inserting
-# messages and holds it to its commit: one node's batch at a time gets ids.
-# The notice, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py);
-# lock and notice go in one statement, one round trip.
-# Kicks between nodes (table kicks) take the same lock, for the same reason:
-# one lock, so that a batch holding both can never deadlock with another.
+# So a transaction takes a lock (an advisory key of chatd's own) before its
+# messages get ids and holds it to its commit: one node's batch at a time. The
+# notice, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py).
 FEED_CHANNEL = "chatd_messages"
+
+# One statement for a whole batch, so that the lock is held one round trip
+# less: no row reaches the INSERT (nor its nextval) before the one row of
+# `ids_lock` was made, which takes the lock and queues the notice. WITH
+# ORDINALITY and ORDER BY make the ids follow the order of the rows, so sorting
+# the returned ids maps them back.
+_INSERT = (
+    "WITH ids_lock AS MATERIALIZED"
+    f" (SELECT pg_advisory_xact_lock(6007002), pg_notify('{FEED_CHANNEL}', ''))"
+    " INSERT INTO messages"
+    " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
+    " SELECT t.sent_at, t.kind, t.room_id, t.sender_id, t.sender, t.recipient_id,"
+    " t.recipient, t.body FROM ids_lock,"
+    " unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[],"
+    " ?::text[], ?::text[]) WITH ORDINALITY"
+    " AS t (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body, n)"
+    " ORDER BY t.n RETURNING id"
+)
+
+# Kicks between nodes (table kicks) take the same lock, for the same reason (one
+# lock, so that a batch holding both can never deadlock with another); their notice's
+# payload is the kick's id (chatd/storage/nodes.py).
 COMMIT_ORDER_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
-MESSAGES_LOCK = f"SELECT pg_advisory_xact_lock(6007002), pg_notify('{FEED_CHANNEL}', '')"
-# Kicks between nodes: a notice whose payload is the kick's id (chatd/storage/nodes.py).
 KICK_CHANNEL = "chatd_kicks"
 
 # The search expression; the same as the messages_search index's, so that it is used.
@@ -275,7 +280,6 @@ class PostgreSQLEngine(Engine):
 
     def insert_messages(self, conn: Connection, rows: list[MessageRow]) -> Sequence[int]:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        conn.execute(MESSAGES_LOCK)
         ids = [row[0] for row in conn.execute(_INSERT, columns)]
         ids.sort()
         return ids
