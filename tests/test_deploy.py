@@ -10,6 +10,7 @@ in the foreground as whoever runs the tests).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,3 +306,36 @@ def test_haproxy_balances_two_nodes_as_the_page_says(
     )
     for client in (alice, bob, again):
         client.close()
+
+
+# --- the figures' bench ----------------------------------------------------------------
+
+
+CEILING = ROOT / "bench" / "ceiling.py"
+
+
+def _ceiling(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(CEILING), *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def test_the_ceiling_bench_runs(postgres_server: str, tmp_path: Path) -> None:
+    """A smoke run of bench/ceiling.py, so that it cannot rot; its figures are not checked."""
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(
+        _ceiling(
+            "--postgres", postgres_server, "sweep", "--nodes", "2", "--clients", "4",
+            "--room-size", "2", "--rates", "40", "--seconds", "0.5", "--runs", "1",
+        )
+    )  # fmt: skip
+    (step,) = json.loads(sweep.read_text())
+    assert step["lost"] == step["duplicated"] == step["out_of_order"] == 0
+    assert step["commits_per_s"] > 0
+    assert "| 2 | 40 |" in _ceiling("table", str(sweep))
+    stored = json.loads(
+        _ceiling("--postgres", postgres_server, "storage", "--messages", "1000", "--users", "10")
+    )
+    assert stored["messages"] == 1000
