@@ -56,13 +56,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import loadgen
-import nodes
-from common import ChatdServer, cpu_seconds, percentile, write_users
+from common import (
+    POSTGRES_URL,
+    ChatdServer,
+    cpu_seconds,
+    create_postgres_database,
+    drop_postgres_database,
+    percentile,
+    write_users,
+)
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SENDERS_PER_NODE = 10
 PGBENCH_PREFILL = 100_000  # messages in the database before pgbench starts
 # A step "keeps up" if what was offered arrived within this share of the time...
@@ -183,14 +189,14 @@ def _reset(clients: Sequence[loadgen.Client]) -> None:
 @contextmanager
 def _chat(count: int, clients: int, server: str) -> Iterator[tuple[list[ChatdServer], str]]:
     """`count` nodes on a new PostgreSQL database (0: one node on SQLite), stopped after."""
-    name, url = nodes._database(server) if count else ("", "")
+    name, url = create_postgres_database(server) if count else ("", "")
     started: list[ChatdServer] = []
     try:
         for _ in range(max(count, 1)):
             directory = Path(tempfile.mkdtemp(prefix="chatd-ceiling-"))
             write_users(directory / "users.txt", clients)
             flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
-            db = cast(Path, url) if url else directory / "chat.db"
+            db = url or directory / "chat.db"
             started.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
         yield started, url
     finally:
@@ -198,7 +204,7 @@ def _chat(count: int, clients: int, server: str) -> Iterator[tuple[list[ChatdSer
             node.stop()
             node.__exit__()
         if name:
-            nodes._drop(server, name)
+            drop_postgres_database(server, name)
 
 
 @dataclass(frozen=True)
@@ -335,18 +341,16 @@ def _summary(step: dict[str, Any]) -> str:
 # --- pgbench: a chatd commit, alone ------------------------------------------------------
 
 # What the writer's transaction does on PostgreSQL (chatd/writer.py, storage/messages.py,
-# storage/engines/postgresql.py): the savepoint, the lock held to the commit, the
-# NOTIFY, one INSERT of the whole batch returning its ids.
+# storage/engines/postgresql.py): four round trips, BEGIN, the lock held to the commit
+# with the notice in the same statement, one INSERT of the whole batch returning its
+# ids, COMMIT.
 _COMMIT = """\\set sender random(1, 100)
 BEGIN;
-SAVEPOINT batch;
-SELECT pg_advisory_xact_lock(6007002);
-NOTIFY chatd_messages;
+SELECT pg_advisory_xact_lock(6007002), pg_notify('chatd_messages', '');
 INSERT INTO messages (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)
  SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'public', 1, :sender,
         'user' || :sender, NULL, NULL, 'a chat message of some forty characters ' || n
  FROM generate_series(1, {batch}) AS n ORDER BY n RETURNING id;
-RELEASE batch;
 COMMIT;
 """
 
@@ -375,7 +379,7 @@ def _pgbench_once(
 ) -> dict[str, Any]:
     from chatd.storage import open_database
 
-    name, url = nodes._database(server)
+    name, url = create_postgres_database(server)
     try:
         open_database(url).close()  # chatd's schema
         with tempfile.TemporaryDirectory() as scratch:
@@ -439,7 +443,7 @@ def _pgbench_once(
             **used,
         }
     finally:
-        nodes._drop(server, name)
+        drop_postgres_database(server, name)
 
 
 def _pgbench_backends(url: str) -> list[int]:
@@ -477,7 +481,7 @@ def storage(server: str, messages: int, users: int) -> dict[str, Any]:
     import psycopg
     from scenarios import generate_database
 
-    name, url = nodes._database(server)
+    name, url = create_postgres_database(server)
     try:
         started = time.monotonic()
         generate_database(url, messages, users)  # type: ignore[arg-type]
@@ -510,7 +514,7 @@ def storage(server: str, messages: int, users: int) -> dict[str, Any]:
             "total_mib": total / 2**20,
         }
     finally:
-        nodes._drop(server, name)
+        drop_postgres_database(server, name)
 
 
 # --- presence: what each node reads every beat -------------------------------------------
@@ -532,7 +536,7 @@ def presence(
 
     results = []
     for count in online:
-        name, url = nodes._database(server)
+        name, url = create_postgres_database(server)
         try:
             conn = open_database(url)
             with psycopg.connect(url, autocommit=True) as raw:
@@ -586,7 +590,7 @@ def presence(
             )
             _say(json.dumps(results[-1]))
         finally:
-            nodes._drop(server, name)
+            drop_postgres_database(server, name)
     return results
 
 
@@ -634,7 +638,7 @@ def _numbers(text: str) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--postgres", default=POSTGRES_URL)
     commands = parser.add_subparsers(dest="command", required=True)
     sweep_args = commands.add_parser("sweep", help="offered rates on 1, 2, 3 nodes")
     sweep_args.add_argument("--nodes", default="1,2,3", help="0: one node on SQLite")
