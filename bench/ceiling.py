@@ -46,6 +46,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -187,8 +188,11 @@ def _reset(clients: Sequence[loadgen.Client]) -> None:
 
 
 @contextmanager
-def _chat(count: int, clients: int, server: str) -> Iterator[tuple[list[ChatdServer], str]]:
-    """`count` nodes on a new PostgreSQL database (0: one node on SQLite), stopped after."""
+def _chat(
+    count: int, clients: int, server: str, setup_sql: str = ""
+) -> Iterator[tuple[list[ChatdServer], str]]:
+    """`count` nodes on a new PostgreSQL database (0: one node on SQLite), stopped after;
+    `setup_sql` runs on the database once the first node has made its schema."""
     name, url = create_postgres_database(server) if count else ("", "")
     started: list[ChatdServer] = []
     try:
@@ -198,6 +202,11 @@ def _chat(count: int, clients: int, server: str) -> Iterator[tuple[list[ChatdSer
             flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
             db = url or directory / "chat.db"
             started.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
+            if setup_sql and url and len(started) == 1:
+                import psycopg
+
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(setup_sql)  # type: ignore[call-overload]
         yield started, url
     finally:
         for node in started:
@@ -216,6 +225,7 @@ class Shape:
     rates: tuple[float, ...]  # offered messages a second, over all senders
     seconds: float
     closed: bool  # then one step as fast as acknowledgements allow
+    setup_sql: str = ""  # run on the new database first (an experiment: an index option...)
 
 
 class RoomsFanout(loadgen.Fanout):
@@ -238,9 +248,21 @@ def sweep(server: str, counts: Sequence[int], shape: Shape, runs: int) -> list[d
     results: list[dict[str, Any]] = []
     for run in range(runs):
         for count in counts:
-            with _chat(count, shape.clients, server) as (started, url):
-                results += _steps(started, url, count, shape, run=run)
+            with _chat(count, shape.clients, server, shape.setup_sql) as (started, url):
+                steps = _steps(started, url, count, shape, run=run)
+                if any(step["lost"] or step["duplicated"] for step in steps):
+                    _keep_logs(started, f"run{run}-nodes{count}")
+                results += steps
     return results
+
+
+def _keep_logs(started: Sequence[ChatdServer], prefix: str) -> None:
+    """Copy the nodes' logs (their directories go when they stop) where they can be read."""
+    kept = Path(tempfile.gettempdir()) / f"chatd-ceiling-logs-{os.getpid()}"
+    kept.mkdir(exist_ok=True)
+    for number, node in enumerate(started):
+        shutil.copy(node.log, kept / f"{prefix}-node{number}.log")
+    _say(f"messages lost or duplicated: the nodes' logs are in {kept}")
 
 
 def _connect(
@@ -307,6 +329,8 @@ def _steps(
             "out_of_order": fanout.tally.out_of_order,
             "seconds": elapsed,
         }
+        if shape.setup_sql:
+            step["setup_sql"] = shape.setup_sql
         if url:
             stored, commits, last_id = _written(url, last_id)
             step["commits_per_s"] = commits / elapsed
@@ -653,6 +677,7 @@ def main() -> None:
     sweep_args.add_argument("--seconds", type=float, default=5.0)
     sweep_args.add_argument("--runs", type=int, default=3)
     sweep_args.add_argument("--closed", action="store_true", help="then as fast as acked")
+    sweep_args.add_argument("--setup-sql", default="", help="run on the new database first")
     bench_args = commands.add_parser("pgbench", help="a chatd commit alone, in pgbench")
     bench_args.add_argument("--writers", default="1,2,3")
     bench_args.add_argument("--batches", default="1,8,64")
@@ -670,8 +695,9 @@ def main() -> None:
         print(table([step for path in args.files for step in json.loads(path.read_text())]))
         return
     if args.command == "sweep":
+        rates = tuple(_numbers(args.rates))
         shape = Shape(
-            args.clients, args.room_size, tuple(_numbers(args.rates)), args.seconds, args.closed
+            args.clients, args.room_size, rates, args.seconds, args.closed, args.setup_sql
         )
         figures: Any = sweep(
             args.postgres, [int(n) for n in _numbers(args.nodes)], shape, args.runs
