@@ -365,16 +365,17 @@ def _summary(step: dict[str, Any]) -> str:
 # --- pgbench: a chatd commit, alone ------------------------------------------------------
 
 # What the writer's transaction does on PostgreSQL (chatd/writer.py, storage/messages.py,
-# storage/engines/postgresql.py): four round trips, BEGIN, the lock held to the commit
-# with the notice in the same statement, one INSERT of the whole batch returning its
+# storage/engines/postgresql.py): three round trips, BEGIN, one statement that takes the
+# lock held to the commit, sends the notice and inserts the whole batch returning its
 # ids, COMMIT.
 _COMMIT = """\\set sender random(1, 100)
 BEGIN;
-SELECT pg_advisory_xact_lock(6007002), pg_notify('chatd_messages', '');
+WITH ids_lock AS MATERIALIZED
+ (SELECT pg_advisory_xact_lock(6007002), pg_notify('chatd_messages', ''))
 INSERT INTO messages (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)
  SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'public', 1, :sender,
         'user' || :sender, NULL, NULL, 'a chat message of some forty characters ' || n
- FROM generate_series(1, {batch}) AS n ORDER BY n RETURNING id;
+ FROM ids_lock, generate_series(1, {batch}) AS n ORDER BY n RETURNING id;
 COMMIT;
 """
 
