@@ -53,8 +53,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +62,11 @@ import loadgen
 from common import (
     POSTGRES_URL,
     ChatdServer,
+    chat_nodes,
     cpu_seconds,
     create_postgres_database,
     drop_postgres_database,
     percentile,
-    write_users,
 )
 
 SENDERS_PER_NODE = 10
@@ -187,35 +186,6 @@ def _reset(clients: Sequence[loadgen.Client]) -> None:
         client.unacked.clear()
 
 
-@contextmanager
-def _chat(
-    count: int, clients: int, server: str, setup_sql: str = ""
-) -> Iterator[tuple[list[ChatdServer], str]]:
-    """`count` nodes on a new PostgreSQL database (0: one node on SQLite), stopped after;
-    `setup_sql` runs on the database once the first node has made its schema."""
-    name, url = create_postgres_database(server) if count else ("", "")
-    started: list[ChatdServer] = []
-    try:
-        for _ in range(max(count, 1)):
-            directory = Path(tempfile.mkdtemp(prefix="chatd-ceiling-"))
-            write_users(directory / "users.txt", clients)
-            flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
-            db = url or directory / "chat.db"
-            started.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
-            if setup_sql and url and len(started) == 1:
-                import psycopg
-
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(setup_sql)  # type: ignore[call-overload]
-        yield started, url
-    finally:
-        for node in started:
-            node.stop()
-            node.__exit__()
-        if name:
-            drop_postgres_database(server, name)
-
-
 @dataclass(frozen=True)
 class Shape:
     """The traffic of a sweep: who is online, who talks, and to whom."""
@@ -248,7 +218,10 @@ def sweep(server: str, counts: Sequence[int], shape: Shape, runs: int) -> list[d
     results: list[dict[str, Any]] = []
     for run in range(runs):
         for count in counts:
-            with _chat(count, shape.clients, server, shape.setup_sql) as (started, url):
+            with chat_nodes(server, count, shape.clients, setup_sql=shape.setup_sql) as (
+                started,
+                url,
+            ):
                 steps = _steps(started, url, count, shape, run=run)
                 if any(step["lost"] or step["duplicated"] for step in steps):
                     _keep_logs(started, f"run{run}-nodes{count}")

@@ -147,6 +147,38 @@ def drop_postgres_database(server: str, name: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@contextmanager
+def chat_nodes(
+    server: str, count: int, users: int, *, setup_sql: str = ""
+) -> Iterator[tuple[list[ChatdServer], str]]:
+    """`count` chatd nodes on a new PostgreSQL database on `server` (0: one node on
+    SQLite, a baseline), each with `users` accounts and no rate or per-address limit;
+    yields them and the database's URL ("" for SQLite), stops them and drops the
+    database after. `setup_sql` runs on the database once the first node has made
+    its schema."""
+    name, url = create_postgres_database(server) if count else ("", "")
+    started: list[ChatdServer] = []
+    try:
+        for _ in range(max(count, 1)):
+            directory = Path(tempfile.mkdtemp(prefix="chatd-nodes-"))
+            write_users(directory / "users.txt", users)
+            flags = ["--rate-per-second", "0", "--max-per-address", str(users + 10)]
+            db = url or directory / "chat.db"
+            started.append(ChatdServer(users, db=db, directory=directory, flags=flags))
+            if setup_sql and url and len(started) == 1:
+                import psycopg
+
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(setup_sql)  # type: ignore[call-overload]
+        yield started, url
+    finally:
+        for node in started:
+            node.stop()
+            node.__exit__()
+        if name:
+            drop_postgres_database(server, name)
+
+
 def postgres_backends(server: str, name: str) -> list[int]:
     """The process ids of the PostgreSQL backends connected to database `name`."""
     import psycopg

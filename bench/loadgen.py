@@ -106,6 +106,7 @@ class Tally:
     """What the sampled recipients saw."""
 
     latencies: list[float] = field(default_factory=list)  # said -> received by another
+    cross_node: list[float] = field(default_factory=list)  # the latencies from another node
     round_trips: list[float] = field(default_factory=list)  # said -> acknowledged
     out_of_order: int = 0
     duplicates: int = 0
@@ -227,6 +228,7 @@ class Fanout:
         rate: float | None = None,
         min_round_s: float = 0.0,
         audience: list[Client] | None = None,
+        node_of: dict[int, int] | None = None,
     ) -> None:
         self.clients = clients
         self.senders = clients[:senders]
@@ -234,6 +236,9 @@ class Fanout:
         # every other client is still read, and should receive none.
         self.audience = clients if audience is None else audience
         self._in_audience = {client.number for client in self.audience}
+        # Client number -> the node it is on, when there are several: latencies of
+        # messages said on another node are also counted apart (tally.cross_node).
+        self.node_of = node_of
         self.messages = messages
         self.dialect = dialect
         self.window = window
@@ -353,7 +358,10 @@ class Fanout:
                 continue
             sender_text, seq_text, sent_text = line[start + 2 :].split(b":")[:3]
             sender, seq = int(sender_text), int(seq_text)
-            self.tally.latencies.append(now - float(sent_text.strip()))
+            latency = now - float(sent_text.strip())
+            self.tally.latencies.append(latency)
+            if self.node_of is not None and self.node_of[sender] != self.node_of[client.number]:
+                self.tally.cross_node.append(latency)
             previous = client.last_seq.get(sender, -1)
             if seq <= previous:
                 self.tally.duplicates += 1

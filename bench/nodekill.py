@@ -21,19 +21,10 @@ import argparse
 import json
 import signal
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from common import (
-    POSTGRES_URL,
-    ChatdServer,
-    LineClient,
-    create_postgres_database,
-    drop_postgres_database,
-    write_users,
-)
+from common import POSTGRES_URL, LineClient, chat_nodes
 
 BURST = 8
 DEADLINE_S = 30.0  # how long B's users may take to leave before the run gives up
@@ -81,15 +72,8 @@ def _stored(url: str) -> set[str]:
 
 
 def run(server: str, senders: int, before_s: float, after_s: float) -> dict[str, float]:
-    name, url = create_postgres_database(server)
-    nodes: list[ChatdServer] = []
-    try:
-        users = 2 * senders + 1
-        for _ in range(2):
-            directory = Path(tempfile.mkdtemp(prefix="chatd-nodekill-"))
-            write_users(directory / "users.txt", users)
-            flags = ["--rate-per-second", "0", "--max-per-address", str(users + 10)]
-            nodes.append(ChatdServer(users, db=url, directory=directory, flags=flags))
+    users = 2 * senders + 1
+    with chat_nodes(server, 2, users) as (nodes, url):
         node_a, node_b = nodes
         on_a = [Sender(node_a.port, n) for n in range(senders)]
         on_b = [Sender(node_b.port, n) for n in range(senders, 2 * senders)]
@@ -124,10 +108,6 @@ def run(server: str, senders: int, before_s: float, after_s: float) -> dict[str,
             "acknowledged_missing": float(len(acknowledged - stored)),
             "users_gone_after_s": gone_after,
         }
-    finally:
-        for node in nodes:
-            node.__exit__()
-        drop_postgres_database(server, name)
 
 
 def main() -> None:

@@ -1,59 +1,49 @@
-"""Two chatd nodes on one PostgreSQL database (SPEC §9): clients split across them.
+"""Two (or three) chatd nodes on one PostgreSQL database (SPEC §9): clients split across them.
 
-    python3 bench/nodes.py [--clients 100] [--senders 10] [--rate 40000] [--seconds 10]
-                           [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+    python3 bench/nodes.py [--nodes 2] [--clients 100] [--senders 10] [--rate 40000]
+                           [--seconds 10] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
-Makes a fresh database (dropped at the end), starts two `chatd serve` on it,
-logs half the clients in to each, and has senders on both nodes say
-timestamped, numbered messages at a fixed rate of deliveries a second over
-all recipients. Prints deliveries a second, delivery latency (said on one
-node, received by sampled clients on both: half of what they receive crossed
-nodes), and loss, duplicates and order as the sampled clients saw them.
+Makes a fresh database (dropped at the end), starts `--nodes` `chatd serve` on
+it (1, or 0 for one node on SQLite: baselines), logs the clients in spread
+over the nodes, and has senders on every node say timestamped, numbered
+messages at a fixed rate of deliveries a second over all recipients. Prints
+deliveries a second; delivery latency (said on one node, received by sampled
+clients on every node), over all and for the deliveries that crossed nodes
+alone (`cross_node_*`); and loss, duplicates and order as the sampled
+clients saw them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
-from pathlib import Path
 
 import loadgen
-from common import (
-    POSTGRES_URL,
-    ChatdServer,
-    cpu_seconds,
-    create_postgres_database,
-    drop_postgres_database,
-    percentile,
-    write_users,
-)
+from common import POSTGRES_URL, chat_nodes, cpu_seconds, percentile
 
 
 def run(  # noqa: PLR0917
     server: str, clients: int, senders: int, rate: float, seconds: float, count: int = 2
 ) -> dict[str, float]:
     """`count` nodes on a new PostgreSQL database (0: one node on SQLite, a baseline)."""
-    name, url = create_postgres_database(server) if count else ("", "")
-    nodes: list[ChatdServer] = []
-    try:
-        for _ in range(max(count, 1)):
-            directory = Path(tempfile.mkdtemp(prefix="chatd-nodes-"))
-            write_users(directory / "users.txt", clients)
-            flags = ["--rate-per-second", "0", "--max-per-address", str(clients + 10)]
-            db = url or directory / "chat.db"
-            nodes.append(ChatdServer(clients, db=db, directory=directory, flags=flags))
-        half = clients // 2
-        on_a = loadgen.connect_all(nodes[0].port, half, loadgen.CHAT, first=0)
-        on_b = loadgen.connect_all(nodes[-1].port, clients - half, loadgen.CHAT, first=half)
-        # Interleaved, so that the senders (the first ones) and the sampled
-        # recipients (every quarter) are on both nodes.
-        connected = [c for pair in zip(on_a, on_b, strict=False) for c in pair]
+    with chat_nodes(server, count, clients) as (nodes, _):
+        # Client n logs in to node n % len(nodes): the senders (the first ones) and
+        # the sampled recipients (every quarter) are on every node.
+        node_of = {n: n % len(nodes) for n in range(clients)}
+        connected = [
+            loadgen.connect_all(nodes[node_of[n]].port, 1, loadgen.CHAT, first=n)[0]
+            for n in range(clients)
+        ]
         message_rate = rate / (clients - 1)
         messages = max(1, int(message_rate * seconds / senders))
         fanout = loadgen.Fanout(
-            connected, senders, messages, loadgen.CHAT, rate=message_rate, samples=4
+            connected,
+            senders,
+            messages,
+            loadgen.CHAT,
+            rate=message_rate,
+            samples=4,
+            node_of=node_of if len(nodes) > 1 else None,
         )
         cpu_before = [cpu_seconds(node.pid) for node in nodes]
         elapsed = fanout.run()
@@ -62,12 +52,17 @@ def run(  # noqa: PLR0917
         ]
         delivered = sum(c.received for c in connected)
         latencies = fanout.tally.latencies
+        cross = fanout.tally.cross_node
         figures = {
             "offered_per_s": rate,
             "deliveries_per_s": delivered / elapsed,
             "p50_ms": percentile(latencies, 0.5) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
             "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+            # Only the deliveries that crossed nodes (none on one node).
+            "cross_node_p50_ms": percentile(cross, 0.5) * 1000,
+            "cross_node_p99_ms": percentile(cross, 0.99) * 1000,
+            "cross_node_max_ms": max(cross) * 1000 if cross else float("nan"),
             "lost": float(fanout.lost()),
             "duplicated": float(fanout.tally.duplicates + fanout.extra()),
             "out_of_order": float(fanout.tally.out_of_order),
@@ -76,13 +71,6 @@ def run(  # noqa: PLR0917
         }
         loadgen.close_all(connected)
         return figures
-    finally:
-        for node in nodes:
-            node.stop()
-            node.__exit__()
-        time.sleep(0.2)
-        if name:
-            drop_postgres_database(server, name)
 
 
 def main() -> None:
@@ -92,7 +80,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40_000.0, help="deliveries a second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
-        "--nodes", type=int, choices=(0, 1, 2), default=2, help="1, or 0 (SQLite): baselines"
+        "--nodes", type=int, choices=(0, 1, 2, 3), default=2, help="1, or 0 (SQLite): baselines"
     )
     parser.add_argument(
         "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
