@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from chatd.storage import open_database, users
 from tests.conftest import TIMEOUT, LineClient, RunningServer, wait_for
+from tests.irc_helpers import start_irc
 from tests.pg_cluster import PrivateCluster
 from tests.test_nodes import _seen, _users_are
 
 NOT_SAVED = "Error: your message could not be saved; please send it again."
+UNAVAILABLE = "Error: the database is unavailable; that was not done. Please try again."
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
@@ -143,6 +146,54 @@ def test_a_database_restart_loses_nothing_acknowledged_and_delivers_it_once_in_o
     frank.expect("^You said: back$")
     erin.expect("^frank: back$")
     bob.expect("^frank: back$")
+
+
+def test_while_the_database_is_away_commands_and_logins_say_so_and_sessions_stay(
+    private_postgres: PrivateCluster,
+    private_database: str,
+    make_server: Callable[..., RunningServer],
+    tmp_path: Path,
+) -> None:
+    """A command that needs the database, or a login, while it is away: one clear
+    line (a command is not done, a login fails), and every session stays."""
+    people = tmp_path / "people.txt"
+    people.write_text("".join(f"{name}:{name}-pw\n" for name in PEOPLE))
+    a = start_irc(make_server, db=private_database, users_file=people, rate_per_second=0)
+    b = make_server(db=private_database, users_file=people, rate_per_second=0)
+    with open_database(private_database) as conn:
+        users.set_role(conn, "alice", "admin")
+    alice = a.line("alice", "alice-pw")
+    bob = b.login("bob", "bob-pw")
+    carol = a.irc()
+    carol.register_pass("carol", "carol-pw")
+    _users_are(alice, "alice, bob, carol")
+    alice.send("before")
+    alice.expect("^You said: before$")
+
+    private_postgres.stop("fast")
+    alice.send("/history 5")
+    alice.expect(f"^{re.escape(UNAVAILABLE)}$")
+    alice.send("/kick bob")  # bob is on node B: the kick must be saved for B to read
+    alice.expect(f"^{re.escape(UNAVAILABLE)}$")
+    carol.send("JOIN #later")
+    carol.expect(r"^:irc\.test 263 carol JOIN :The database is unavailable; that was not done")
+    dave = LineClient(b.port)
+    dave.expect("^Username:")
+    dave.send("dave")
+    dave.expect("^Password:")
+    dave.send("dave-pw")
+    dave.expect("^Login failed. The database is unavailable; try again later.$")
+    dave.wait_closed()
+    private_postgres.start()
+
+    # Every session stayed, and what failed works now.
+    alice.send("/history 5")
+    alice.expect("^Your last 1 message:$")
+    alice.send("/kick bob")
+    alice.expect(r"^\*\*\* bob was kicked\.$")
+    bob.expect(r"^\*\*\* You were kicked by alice\.$")
+    carol.send("JOIN #later")
+    carol.expect(r" 366 carol #later ")
 
 
 @pytest.fixture(autouse=True)

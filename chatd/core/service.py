@@ -220,18 +220,23 @@ class ChatService:
             return None
         return await self._read(users.find, username)
 
-    def kick(self, username: str, *, by: str, reason: str) -> int:
-        """Disconnect every session of a user; returns how many there were."""
+    async def kick(self, username: str, *, by: str, reason: str) -> int:
+        """Disconnect every session of a user; returns how many there were (a user
+        online on other nodes counts one more). Raises a storage error if the kick
+        for the other nodes could not be saved (the sessions here are gone all the same)."""
         kicked = self.hub.kick(username, by, reason)
-        if self._presence is not None and self.hub.online_elsewhere(username):
-            # Online on another node: a kick committed for every node to read, and
-            # applied by the one(s) where the user is (see NodePresence).
-            node_id = self._presence.node_id
-            kick = partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
-            self._submit(ActionJob(kick))
-            kicked += 1
-        if kicked:
-            log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
+        try:
+            if self._presence is not None and self.hub.online_elsewhere(username):
+                # Online on another node: a kick committed for every node to read, and
+                # applied by the one(s) where the user is (see NodePresence).
+                node_id = self._presence.node_id
+                await self._write(
+                    partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
+                )
+                kicked += 1
+        finally:
+            if kicked:
+                log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
 
     def _kick_noticed(self, payload: str) -> None:

@@ -57,6 +57,7 @@ RPL_ENDOFINVITELIST = "347"
 # --- errors -------------------------------------------------------------------------
 ERR_NOSUCHNICK = "401"
 ERR_NOSUCHCHANNEL = "403"
+RPL_TRYAGAIN = "263"  # the command was not done (the database is away): try again
 ERR_WASNOSUCHNICK = "406"
 ERR_CANNOTSENDTOCHAN = "404"
 ERR_TOOMANYTARGETS = "407"

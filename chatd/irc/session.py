@@ -24,6 +24,7 @@ from chatd.core.service import InFlight
 from chatd.irc import numerics
 from chatd.irc.message import Message, MessageError, parse
 from chatd.limits import TokenBucket
+from chatd.storage import ERRORS
 from chatd.wire import LINE_TOO_LONG
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ Dispatch = Callable[["IrcSession", Message], Awaitable[None]]
 
 class ClientGone(Exception):
     """The client sent its last line or went away."""
+
+
+UNAVAILABLE = "The database is unavailable; that was not done. Please try again."
 
 
 class EndSession(Exception):
@@ -156,10 +160,17 @@ class IrcSession:
             while True:
                 message = await self.next_message()
                 if await self._within_rate():
-                    await dispatch(self, message)
+                    try:
+                        await dispatch(self, message)
+                    except ERRORS as exc:  # the command needed the database, which is away
+                        log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+                        self.numeric(numerics.RPL_TRYAGAIN, message.command.upper(), UNAVAILABLE)
         except (ClientGone, EndSession):
             # Its last messages are answered before the connection closes.
             await self.in_flight.settled()
+        except ERRORS as exc:  # registering or being let in, with the database away
+            log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+            self.close_link("The database is unavailable; try again later")
         finally:
             if online:
                 if self.conn.close_reason:

@@ -308,7 +308,7 @@ async def kick(session: Session, args: str) -> None:
     if not target:
         _usage_error(session, "kick")
         return
-    kicked = session.service.kick(target, by=session.name, reason=reason.strip())
+    kicked = await session.service.kick(target, by=session.name, reason=reason.strip())
     if kicked:
         session.conn.send(replies.notice(f"{target} was kicked."))
     else:

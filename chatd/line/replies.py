@@ -23,6 +23,11 @@ LOGIN_TOO_SLOW = "Error: login took too long; disconnecting."
 DISCONNECTED = "Disconnected from server."  # exact, the answer to /quit
 SHUTTING_DOWN = "*** The server is shutting down. Goodbye."
 NOT_SAVED = "Error: your message could not be saved; please send it again."
+# The database failed or could not be reached (PostgreSQL restarting, say): the
+# session stays.
+UNAVAILABLE = "Error: the database is unavailable; that was not done. Please try again."
+# ... while logging in (or being let in): the session ends.
+LOGIN_UNAVAILABLE = "Login failed. The database is unavailable; try again later."
 
 ASK_CURRENT_PASSWORD = "Current password:"
 ASK_NEW_PASSWORD = "New password:"

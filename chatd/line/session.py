@@ -20,6 +20,7 @@ from chatd.core.service import InFlight
 from chatd.limits import LoginRefusedError, TokenBucket
 from chatd.line import replies
 from chatd.rooms import GENERAL_ROOM, GENERAL_ROOM_ID
+from chatd.storage import ERRORS
 from chatd.wire import LINE_TOO_LONG, FrameError, sanitise
 
 if TYPE_CHECKING:
@@ -89,6 +90,9 @@ class Session:
         except (ClientGone, EndSession):
             # Its last messages are answered before the connection closes.
             await self.in_flight.settled()
+        except ERRORS as exc:  # logging in or being let in, with the database away
+            log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+            self.conn.send(replies.LOGIN_UNAVAILABLE)
         finally:
             if online:
                 if self.conn.close_reason:
@@ -122,7 +126,11 @@ class Session:
         while True:
             line = await self.read_line()
             if line.strip() and await self._within_rate():
-                await handle_line(self, line)
+                try:
+                    await handle_line(self, line)
+                except ERRORS as exc:  # a command needed the database, which is away
+                    log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+                    self.conn.send(replies.UNAVAILABLE)
 
     async def _within_rate(self) -> bool:
         """Take a line if the client is within its rate; refuse it, or end a flood, if not."""
