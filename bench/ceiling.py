@@ -150,13 +150,15 @@ class CpuWatch:
 # --- the sweep ---------------------------------------------------------------------------
 
 
-def _backend_pids(url: str) -> list[int]:
+def _backend_pids(url: str, application: str = "chatd") -> list[int]:
+    """The process ids of the backends of `url`'s database that `application` opened."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'chatd'"
+            " AND application_name = %s",
+            (application,),
         ).fetchall()
     return [int(pid) for (pid,) in rows]
 
@@ -415,7 +417,7 @@ def _pgbench_once(
             backends: list[int] = []
             deadline = time.monotonic() + 5
             while len(backends) < writers and time.monotonic() < deadline:
-                backends = _pgbench_backends(url)
+                backends = _backend_pids(url, "pgbench")
             watch = CpuWatch(postgres_backends=backends)
             before = watch.take()
             out, err = process.communicate()
@@ -442,17 +444,6 @@ def _pgbench_once(
         }
     finally:
         drop_postgres_database(server, name)
-
-
-def _pgbench_backends(url: str) -> list[int]:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'pgbench'"
-        ).fetchall()
-    return [int(pid) for (pid,) in rows]
 
 
 def urlsplit_db(url: str) -> dict[str, str]:
