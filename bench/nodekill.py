@@ -6,7 +6,7 @@ its users gone from `/users` on the other node within 15 s.
 
 Makes a fresh database (dropped at the end), starts nodes A and B on it,
 and logs `--senders` senders in to each. Each sender says numbered messages
-in bursts of 8 and records every `You said:` it gets. After `--before`
+in a room of their own, in bursts of 8, and records every `You said:` it gets. After `--before`
 seconds node B is killed with SIGKILL; the senders on A go on for `--after`
 seconds more while an observer on A asks `/users` every 0.2 s until none of
 B's users is listed. Then every acknowledged message is looked for in the
@@ -40,6 +40,11 @@ class Sender(threading.Thread):
         answer = self.client.login(self.name, f"pw{number}")
         if not answer.startswith("Welcome, "):
             raise RuntimeError(f"{self.name}: {answer}")
+        # The load goes to a room of its own: the observer, in #general only, reads
+        # just its /users answers (unread, the load would fill its buffer, and the
+        # server would disconnect it as a slow reader).
+        self.client.send_line("/join #load")
+        self.client.expect("Now talking in #load")
         self.stop = threading.Event()
         self.acknowledged: list[str] = []
 
