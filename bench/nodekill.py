@@ -6,13 +6,13 @@ its users gone from `/users` on the other node within 15 s.
 
 Makes a fresh database (dropped at the end), starts nodes A and B on it,
 and logs `--senders` senders in to each. Each sender says numbered messages
-in a room of their own, in bursts of 8, and records every `You said:` it gets. After `--before`
-seconds node B is killed with SIGKILL; the senders on A go on for `--after`
-seconds more while an observer on A asks `/users` every 0.2 s until none of
-B's users is listed. Then every acknowledged message is looked for in the
-database. Prints, per run: acknowledged, stored, acknowledged but missing
-(must be 0), and the seconds from the kill until B's users had left A's
-`/users`.
+in a room of their own, in bursts of 8, and records every `You said:` it
+gets. After `--before` seconds node B is killed with SIGKILL; the senders on
+A go on for `--after` seconds more while an observer on A asks `/users`
+every 0.2 s until none of B's users is listed. Then every acknowledged
+message is looked for in the database. Prints, per run: acknowledged,
+stored, acknowledged but missing (must be 0), and the seconds from the kill
+until B's users had left A's `/users`.
 """
 
 from __future__ import annotations
