@@ -254,6 +254,62 @@ class LineClient:
         self.sock.close()
 
 
+# What chatd answers a message it could not store (chatd/line/replies.py).
+NOT_SAVED = "Error: your message could not be saved; please send it again."
+
+
+class Sender(threading.Thread):
+    """A user saying numbered messages (NAME-0, NAME-1, ...) in a room of their own,
+    `burst` at a time, until stopped or cut off: the answers come in the order of the
+    lines, so each is matched to its message, acknowledged or refused (NOT_SAVED)."""
+
+    def __init__(self, port: int, number: int, room: str = "#load", burst: int = 8) -> None:
+        super().__init__(daemon=True)
+        self.name = f"user{number}"
+        self.client = LineClient(port)
+        answer = self.client.login(self.name, f"pw{number}")
+        if not answer.startswith("Welcome, "):
+            raise RuntimeError(f"{self.name}: {answer}")
+        # Unread, the load in #general would fill the buffers of users who only
+        # watch (the server would disconnect them as slow readers).
+        self.client.send_line(f"/join {room}")
+        self.client.expect(f"Now talking in {room}")
+        self.burst = burst
+        self.stop = threading.Event()
+        self.acknowledged: list[str] = []
+        self.refused: list[str] = []
+        self.cut_off = False  # its connection ended before it was stopped
+        self.wrong = ""  # an answer that was not its message's: what, if any
+
+    def run(self) -> None:
+        count = 0
+        while not self.stop.is_set():
+            lines = [f"{self.name}-{count + k}" for k in range(self.burst)]
+            count += self.burst
+            try:
+                self.client.sock.sendall("".join(f"{text}\n" for text in lines).encode())
+                for text in lines:
+                    answer = self._answer()
+                    if answer == NOT_SAVED:
+                        self.refused.append(text)
+                    elif answer == f"You said: {text}":
+                        self.acknowledged.append(text)
+                    else:
+                        self.wrong = f"{answer!r} answered {text!r}"
+                        return
+            except (OSError, ConnectionError):
+                self.cut_off = not self.stop.is_set()
+                return
+
+    def _answer(self) -> str:
+        while True:
+            line = self.client.read_line()
+            if line is None:
+                raise ConnectionError(f"{self.name}: closed")
+            if line.startswith("You said: ") or line == NOT_SAVED:
+                return line
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")

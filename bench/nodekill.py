@@ -21,45 +21,11 @@ import argparse
 import json
 import signal
 import statistics
-import threading
 import time
 
-from common import POSTGRES_URL, LineClient, chat_nodes
+from common import POSTGRES_URL, LineClient, Sender, chat_nodes
 
-BURST = 8
 DEADLINE_S = 30.0  # how long B's users may take to leave before the run gives up
-
-
-class Sender(threading.Thread):
-    """Says numbered messages in bursts until told to stop or cut off; keeps the acks."""
-
-    def __init__(self, port: int, number: int) -> None:
-        super().__init__(daemon=True)
-        self.name = f"user{number}"
-        self.client = LineClient(port)
-        answer = self.client.login(self.name, f"pw{number}")
-        if not answer.startswith("Welcome, "):
-            raise RuntimeError(f"{self.name}: {answer}")
-        # The load goes to a room of its own: the observer, in #general only, reads
-        # just its /users answers (unread, the load would fill its buffer, and the
-        # server would disconnect it as a slow reader).
-        self.client.send_line("/join #load")
-        self.client.expect("Now talking in #load")
-        self.stop = threading.Event()
-        self.acknowledged: list[str] = []
-
-    def run(self) -> None:
-        count = 0
-        while not self.stop.is_set():
-            burst = [f"{self.name}-{count + k}" for k in range(BURST)]
-            count += BURST
-            try:
-                self.client.sock.sendall("".join(f"{text}\n" for text in burst).encode())
-                for _ in burst:
-                    line = self.client.expect("You said: ")
-                    self.acknowledged.append(line.removeprefix("You said: "))
-            except (OSError, ConnectionError):
-                return  # its node was killed
 
 
 def _users(observer: LineClient) -> set[str]:

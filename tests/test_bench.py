@@ -1,4 +1,5 @@
-"""A smoke run of the benchmark suite, so that it cannot rot. Its figures are not checked."""
+"""Smoke runs of the benchmarks, so that they cannot rot. Their speed is not checked; that
+nothing was lost, duplicated or out of order is."""
 
 from __future__ import annotations
 
@@ -72,3 +73,42 @@ def test_chatd_on_postgresql_runs_beside_chatd_on_sqlite_in_a_database_of_its_ow
             (f"chatd\\_bench\\_{process.pid}\\_%",),
         ).fetchall()
     assert left == []
+
+
+def _bench_script(name: str, *args: str) -> dict[str, float]:
+    """Run bench/NAME with `args`; the JSON object it printed."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / name), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def test_the_nodes_bench_tells_cross_node_latency_apart(postgres_server: str) -> None:
+    """A small run of bench/nodes.py on three nodes: every message delivered once, in
+    order, and the latencies of the deliveries that crossed nodes counted apart."""
+    figures = _bench_script(
+        "nodes.py", "--nodes", "3", "--clients", "6", "--senders", "3", "--rate", "500",
+        "--seconds", "1", "--postgres", postgres_server,
+    )  # fmt: skip
+    assert figures["lost"] == figures["duplicated"] == figures["out_of_order"] == 0
+    assert 0 < figures["cross_node_p50_ms"] <= figures["cross_node_max_ms"]
+
+
+def test_cutting_every_connection_under_load_loses_nothing(postgres_server: str) -> None:
+    """A small run of bench/nodecut.py: with chatd's connections to the database cut
+    every half second, nothing acknowledged is lost, nothing refused was stored, and
+    the watchers received every stored message once, in commit order."""
+    figures = _bench_script(
+        "nodecut.py", "--senders", "2", "--seconds", "2", "--cut-every", "0.5",
+        "--postgres", postgres_server,
+    )  # fmt: skip
+    assert figures["cuts"] >= 3
+    assert figures["acknowledged"] > 0
+    assert figures["acknowledged_not_stored"] == figures["refused_but_stored"] == 0
+    assert figures["missing"] == figures["duplicated"] == figures["out_of_order"] == 0
+    assert figures["not_stored_but_received"] == figures["sessions_cut_off"] == 0
+    assert figures["wrong_answers"] == 0
