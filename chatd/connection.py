@@ -217,6 +217,11 @@ class Connection(asyncio.Protocol):
         held, self._held = self._held or [], None
         self.send_bytes(b"".join([*(encode_line(line) for line in first), *held]))
 
+    def drop_held_output(self) -> None:
+        """Forget what was held back, and send as usual again (the session ends before
+        it was let in: its last line must go out)."""
+        self._held = None
+
     def send(self, text: str) -> None:
         self.send_bytes(encode_line(text))
 

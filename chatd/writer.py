@@ -9,7 +9,10 @@ report, so whatever a client was told was said is on disk.
 
 On SQLite it also keeps the WAL short (Checkpointer). On PostgreSQL a batch
 is one transaction of the server's; if the connection is lost, the batch's
-jobs fail (nobody is told "said") and the writer connects again.
+jobs fail and the writer connects again. A failed COMMIT may have happened
+all the same (the answer lost with the connection): the feed's next read of
+the database decides whether those messages are said or not saved
+(chatd/core/delivery.py).
 """
 
 from __future__ import annotations
@@ -171,7 +174,9 @@ class GroupCommitWriter:
         the others, so on an error the batch is rolled back and written again
         with each job in a savepoint of its own, failing only that job.
         """
-        self._reconnect_if_lost()
+        unreachable = self._reconnect_if_lost()
+        if unreachable is not None:
+            raise unreachable  # the batch fails at once; the next one tries again
         begin = engine_of(self._conn).begin
         try:
             self._conn.execute(begin)
@@ -180,7 +185,9 @@ class GroupCommitWriter:
                 raise
             # Lost while idle (PostgreSQL restarted since the last batch): nothing
             # is written yet, so the batch goes on a new connection.
-            self._reconnect_if_lost()
+            unreachable = self._reconnect_if_lost()
+            if unreachable is not None:
+                raise unreachable from None
             self._conn.execute(begin)
         try:
             try:
@@ -198,20 +205,21 @@ class GroupCommitWriter:
             raise
         self._conn.execute("COMMIT")
 
-    def _reconnect_if_lost(self) -> None:
-        """Before a batch, if the connection was lost (PostgreSQL restarted, or the
-        connection was cut), open a new one; if the database is still away, the batch
-        fails (nobody is told "said") and the next one tries again."""
+    def _reconnect_if_lost(self) -> Exception | None:
+        """If the connection was lost (PostgreSQL restarted, or the connection was cut),
+        open a new one. Returns why not if the database is still away (one try per
+        batch: a server that does not answer costs each batch one connect timeout)."""
         if not engine_of(self._conn).is_lost(self._conn):
-            return
+            return None
         try:
             conn = connect(self._db_path)
         except ERRORS as exc:
             log.error("database still unreachable: %s", exc)
-            return
+            return exc
         self._conn.close()
         self._conn = conn
         log.warning("reconnected to the database")
+        return None
 
     def _restart_wal(self, checkpointer: Checkpointer) -> None:
         """Checkpoint from the writer itself, so that its next commit starts the WAL over.

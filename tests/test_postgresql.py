@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -129,6 +130,33 @@ def test_chatd_db_from_the_environment_reaches_postgresql(
     assert '"zoe"' in listed.output
     newest = migrations.available(migrations.migrations_dir("postgresql"))[-1].version
     assert run("migrate").output.strip() == f"Schema version {newest}."
+
+
+def test_a_silent_server_is_found_dead_within_a_minute_unless_the_url_says_otherwise(
+    postgres_server: str,
+) -> None:
+    """chatd's connections probe a quiet server and give up on unacknowledged data (a
+    host lost without a reset would otherwise hold the writer for TCP's 15 minutes);
+    the URL's own options win."""
+    from chatd.storage import connect
+    from chatd.storage.engines.postgresql import PostgresConnection
+
+    conn = connect(postgres_server)
+    try:
+        given = cast(PostgresConnection, conn).raw.info.get_parameters()
+    finally:
+        conn.close()
+    assert given["keepalives"] == "1"
+    assert int(given["keepalives_idle"]) + 3 * int(given["keepalives_interval"]) <= 60
+    assert int(given["tcp_user_timeout"]) <= 60_000
+    assert given["application_name"] == "chatd"
+    separator = "&" if "?" in postgres_server else "?"
+    conn = connect(f"{postgres_server}{separator}tcp_user_timeout=5000&keepalives_idle=30")
+    try:
+        given = cast(PostgresConnection, conn).raw.info.get_parameters()
+    finally:
+        conn.close()
+    assert (given["tcp_user_timeout"], given["keepalives_idle"]) == ("5000", "30")
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)

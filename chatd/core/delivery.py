@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from chatd.core.hub import Hub, Member
 from chatd.storage import ERRORS, FeedConnection, connect, connect_feed, messages
+from chatd.storage.engines.base import KICK_CHANNEL
 from chatd.storage.messages import Kind, NewMessage
 from chatd.writer import ActionJob, MessageJob, WriteJob
 
@@ -47,24 +48,33 @@ class LocalDelivery:
         self._loop.call_soon_threadsafe(self._deliver, batch)
 
     def _deliver(self, batch: list[WriteJob]) -> None:
-        """Deliver the messages of a committed batch in order, then wake each waiter."""
-        self._hub.deliver_batch(
-            [
-                (job.message, job.message_id, job.context[0])
-                for job in batch
-                if isinstance(job, MessageJob) and job.error is None
-            ]
-        )
-        for job in batch:
-            if isinstance(job, MessageJob):
-                origin, done = job.context
-                if job.error is not None and origin is not None:
-                    log.error("message from %s not saved: %s", origin.name, job.error)
-                    self._not_saved(origin)
-                if done is not None and not done.done():
-                    done.set_result(job.error is None)
-            else:
-                settle_action(job)
+        """Deliver the messages of a committed batch in order, then wake each waiter
+        (whatever delivering did: a session waiting for its answer must not hang)."""
+        try:
+            self._hub.deliver_batch(
+                [
+                    (job.message, job.message_id, job.context[0])
+                    for job in batch
+                    if isinstance(job, MessageJob) and job.error is None
+                ]
+            )
+        finally:
+            settle(batch, self._not_saved)
+
+
+def settle(jobs: list[WriteJob], not_saved: Callable[[Member], None]) -> None:
+    """Wake whoever waits for each write: a message's sender with whether it was saved
+    (told `not_saved` if not), a write of another kind with its result or error."""
+    for job in jobs:
+        if isinstance(job, MessageJob):
+            origin, done = job.context
+            if job.error is not None and origin is not None:
+                log.error("message from %s not saved: %s", origin.name, job.error)
+                not_saved(origin)
+            if done is not None and not done.done():
+                done.set_result(job.error is None)
+        else:
+            settle_action(job)
 
 
 def settle_action(job: WriteJob) -> None:
@@ -81,15 +91,17 @@ def settle_action(job: WriteJob) -> None:
         log.error("a database write failed: %s", job.error)
 
 
-KICK_CHANNEL = "chatd_kicks"  # as in chatd/storage/engines/postgresql.py
 _PRESENCE = frozenset((Kind.JOIN, Kind.LEAVE))
 
 # How often the feed reads even without a notification (a lost one costs at most this).
 FEED_POLL_S = 1.0
 # Messages read per query; more follow at once.
 FEED_CHUNK = 2000
-# How long to wait before connecting again after the feed's connection was lost.
+# How long to wait before connecting again after the feed's connection was lost;
+# doubled after each failure in a row, up to FEED_RETRY_MAX_S (a database away for
+# long is tried, and logged, a few times a second at first, then every 2 s).
 FEED_RETRY_S = 0.2
+FEED_RETRY_MAX_S = 2.0
 
 
 class FeedDelivery:
@@ -130,7 +142,7 @@ class FeedDelivery:
         *,
         poll_s: float = FEED_POLL_S,
         on_presence: Callable[[], None] | None = None,
-        on_kick: Callable[[str], None] | None = None,
+        on_kick: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._hub = hub
@@ -138,7 +150,7 @@ class FeedDelivery:
         self._db = db
         self._poll_s = poll_s
         self._on_presence = on_presence  # told of every login, logout, join and leave
-        self._on_kick = on_kick  # a kick's notice
+        self._on_kick = on_kick  # a kick's notice came (the kick itself is a row)
         self._lock = threading.Lock()  # guards _local and _uncertain (writer thread, loop)
         self._local: dict[int, Any] = {}  # message id -> its job's context, until read
         self._uncertain: list[MessageJob] = []  # their commit failed, perhaps after the fact
@@ -183,8 +195,9 @@ class FeedDelivery:
     def committed(self, batch: list[WriteJob]) -> None:
         """A batch is committed (or failed): read it now, and settle what is not a message."""
         prepared, self._prepared = self._prepared, set()
-        settle: list[WriteJob] = []
+        now: list[WriteJob] = []  # settled at once
         said: list[tuple[int, NewMessage]] = []
+        uncertain = False
         for job in batch:
             if isinstance(job, MessageJob):
                 if job.error is None:
@@ -197,18 +210,20 @@ class FeedDelivery:
                     # (delivered as said), or it was not saved.
                     with self._lock:
                         self._uncertain.append(job)
+                    uncertain = True
                     continue
-                settle.append(job)
-            else:
-                settle.append(job)
-        self._loop.call_soon_threadsafe(self._after_commit, settle, said)
+            now.append(job)
+        self._loop.call_soon_threadsafe(self._after_commit, now, said, uncertain)
 
     # --- on the event loop ------------------------------------------------------------
 
-    def _after_commit(self, settle: list[WriteJob], said: list[tuple[int, NewMessage]]) -> None:
+    def _after_commit(
+        self, now: list[WriteJob], said: list[tuple[int, NewMessage]], uncertain: bool
+    ) -> None:
         """This node's batch is committed: deliver it at once if its ids follow the last
-        message delivered, else have the reader read."""
-        self._settle(settle)
+        message delivered, else have the reader read (as it must to decide commits
+        that failed)."""
+        settle(now, self._not_saved)
         first = self.last_read + 1
         if said and said[0][0] == first and said[-1][0] == first + len(said) - 1:
             # Ids are handed out under a lock held to the commit, so no other node's
@@ -218,26 +233,15 @@ class FeedDelivery:
                 chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in said]
             self.last_read = said[-1][0]
             self._deliver(chunk)
-        else:
+        elif said or uncertain:
             self._wake.set()
-
-    def _settle(self, jobs: list[WriteJob]) -> None:
-        for job in jobs:
-            if isinstance(job, MessageJob):
-                origin, done = job.context
-                if origin is not None:
-                    log.error("message from %s not saved: %s", origin.name, job.error)
-                    self._not_saved(origin)
-                if done is not None and not done.done():
-                    done.set_result(False)
-            else:
-                settle_action(job)
 
     async def _read(self) -> None:
         """Read whatever was committed after the last message read, whenever woken (or
         every poll_s), and deliver it; connect again whenever the connection is lost."""
         conn: FeedConnection | None = None
         lost_once = False
+        retry_s = FEED_RETRY_S
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
@@ -264,9 +268,21 @@ class FeedDelivery:
                     conn = None
                 if stopping:
                     return
-                await asyncio.sleep(FEED_RETRY_S)
+                await asyncio.sleep(retry_s)
+                retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
                 self._wake.set()  # read at once, on a new connection
                 continue
+            except Exception:  # a bug must not end delivery between nodes for good
+                log.exception("the feed failed after message %d", self.last_read)
+                with self._lock:
+                    self._uncertain[:0] = uncertain
+                if stopping:
+                    return
+                await asyncio.sleep(retry_s)
+                retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
+                self._wake.set()
+                continue
+            retry_s = FEED_RETRY_S
             self._not_committed(uncertain)
             if stopping:
                 await _close_quietly(conn)
@@ -297,16 +313,22 @@ class FeedDelivery:
             for job in uncertain:
                 if self._local.pop(job.message_id, None) is not None:
                     lost.append(job)
-        self._settle(lost)
+        settle(lost, self._not_saved)
 
     def _deliver(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
-        """Hand messages to the hub in commit order; wake whoever waited for them."""
-        self._hub.deliver_batch(
-            [
-                (message, message_id, None if context is None else context[0])
-                for message_id, message, context in chunk
-            ]
-        )
+        """Hand messages to the hub in commit order; wake whoever waited for them (even
+        if delivering raised: a session waiting for its answer must not hang)."""
+        try:
+            self._hub.deliver_batch(
+                [
+                    (message, message_id, None if context is None else context[0])
+                    for message_id, message, context in chunk
+                ]
+            )
+        finally:
+            self._delivered(chunk)
+
+    def _delivered(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
         presence = False
         for _, message, context in chunk:
             done = None if context is None else context[1]
@@ -320,16 +342,19 @@ class FeedDelivery:
         """Be told of every commit (the reader wakes) and kick (on_kick): the loop watches
         the listening connection's socket and takes its notices as they arrive. Ends
         when cancelled (stop)."""
+        retry_s = FEED_RETRY_S
         while True:
             try:
                 conn = await connect_feed(self._db)
             except ERRORS as exc:
                 log.error("the feed cannot listen: %s", exc)
-                await asyncio.sleep(FEED_RETRY_S)
+                await asyncio.sleep(retry_s)
+                retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
                 continue
             lost: asyncio.Future[BaseException] = self._loop.create_future()
             try:
                 await conn.listen()
+                retry_s = FEED_RETRY_S
                 self._wake.set()  # whatever came while not listening
                 socket = conn.fileno()
                 self._loop.add_reader(socket, self._notices, conn, lost)
@@ -342,7 +367,8 @@ class FeedDelivery:
             finally:
                 await _close_quietly(conn)
             log.error("the feed lost its notices: %s", why)
-            await asyncio.sleep(FEED_RETRY_S)
+            await asyncio.sleep(retry_s)
+            retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
 
     def _notices(self, conn: FeedConnection, lost: asyncio.Future[BaseException]) -> None:
         """The listening socket is readable: notices, or the connection's end."""
@@ -352,11 +378,11 @@ class FeedDelivery:
             if not lost.done():
                 lost.set_result(exc)
             return
-        for channel, payload in notices:
+        for channel, _ in notices:
             if channel != KICK_CHANNEL:
                 self._wake.set()
             elif self._on_kick is not None:
-                self._on_kick(payload)
+                self._on_kick()
 
 
 async def _close_quietly(conn: FeedConnection) -> None:

@@ -4,9 +4,9 @@
 connection of its own, declares dead any node whose beat is older than
 DEAD_AFTER_S (removing its sessions and recording their logouts, which reach
 every node as committed messages), and reads who is online elsewhere for the
-hub, every beat and whenever a login or logout elsewhere is delivered
-(`wake`). A clean stop removes the node's rows. SQLite has one node: no
-presence runs there.
+hub, every beat and whenever a login, logout, join or leave elsewhere is
+delivered (`wake`). A clean stop removes the node's rows. SQLite has one
+node: no presence runs there.
 
 This node's own sessions go to the database through the writer, in order
 with its other writes (a login's row is there before its notice). A write
@@ -17,7 +17,7 @@ whole database may have been away, and every node's beat with it.
 
 It also applies the kicks sent by other nodes (table kicks): it reads those
 after the last one applied at every beat and at every kick's notice
-(`kick_noticed`), so a kick made while this node was cut off from the
+(`wake` too), so a kick made while this node was cut off from the
 database, or whose notice was lost, is applied within a beat of reconnecting;
 each exactly once, in order, starting after the newest at this node's start.
 The beat also forgets kicks older than KICKS_KEPT_S.
@@ -75,9 +75,11 @@ class NodePresence:
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.local: dict[int, str] = {}  # accounts online here: user id -> name (loop only)
+        # Accounts online here: user id -> name. Changed on the loop only; the beat
+        # copies it (list() of a dict of ints and strs is one step under the GIL).
+        self.local: dict[int, str] = {}
         self._submit: Callable[[WriteJob], None] | None = None  # the writer's (see start)
-        self._out_of_step = False  # a write of `local` failed (loop only)
+        self._out_of_step = False  # a write of `local` failed (set on the loop)
         self.last_kick = 0  # every kick up to this id has been applied (presence thread)
         # The rooms of users online elsewhere, for rooms the hub may not know yet.
         self._rooms: dict[int, Room] = {}
@@ -96,11 +98,8 @@ class NodePresence:
         return self.node_id
 
     def wake(self) -> None:
-        """Someone logged in or out elsewhere, or joined or left a room: read again."""
-        self._wake.set()
-
-    def kick_noticed(self) -> None:
-        """A kick's notice came (any node's): read the kicks now."""
+        """Someone logged in or out elsewhere, joined or left a room, or a kick's notice
+        came: read again (the kicks too)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -160,6 +159,10 @@ class NodePresence:
                 self._reconnect()
                 beat_due = 0.0  # at once: the others may be about to think us dead
                 reap_after = self._loop.time() + self._dead_after_s
+                continue
+            except Exception:  # a bug must not stop the beat (the others would reap us)
+                log.exception("presence failed; beating on")
+                self._stopping.wait(RETRY_S)
                 continue
             self._wake.wait(max(0.0, beat_due - self._loop.time()))
             self._wake.clear()

@@ -97,7 +97,7 @@ class ChatService:
                 self._not_saved,
                 self.settings.db,
                 on_presence=self._presence.wake,
-                on_kick=self._kick_noticed,
+                on_kick=self._presence.wake,  # it reads the kicks not applied yet
             )
             self._writer = GroupCommitWriter(
                 self.settings.db,
@@ -238,12 +238,6 @@ class ChatService:
             if kicked:
                 log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
-
-    def _kick_noticed(self, payload: str) -> None:
-        """A kick's notice (its id): read the kicks not applied yet (the notice is
-        only a doorbell; the kicks themselves are rows)."""
-        if self._presence is not None:
-            self._presence.kick_noticed()
 
     def _kicked_elsewhere(self, kick: nodes.Kick) -> None:
         """A kick from another node: disconnect the user's sessions here."""

@@ -92,6 +92,7 @@ class Session:
             await self.in_flight.settled()
         except ERRORS as exc:  # logging in or being let in, with the database away
             log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+            self.conn.drop_held_output()
             self.conn.send(replies.LOGIN_UNAVAILABLE)
         finally:
             if online:
@@ -130,6 +131,7 @@ class Session:
                     await handle_line(self, line)
                 except ERRORS as exc:  # a command needed the database, which is away
                     log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+                    await self.in_flight.settled()  # after the earlier lines' answers
                     self.conn.send(replies.UNAVAILABLE)
 
     async def _within_rate(self) -> bool:

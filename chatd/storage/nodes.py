@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from chatd.clock import now_us
 from chatd.storage import messages
 from chatd.storage.engines import Connection, engine_of
+from chatd.storage.engines.base import KICK_CHANNEL
 from chatd.storage.messages import Kind, NewMessage
 from chatd.storage.rooms import Room
 
@@ -141,7 +142,7 @@ def kick(conn: Connection, *, node_id: int, username: str, by: str, reason: str)
     ).fetchone()
     if row is None:
         return None
-    conn.execute("SELECT pg_notify('chatd_kicks', ?)", (str(row[0]),))
+    conn.execute(f"SELECT pg_notify('{KICK_CHANNEL}', ?)", (str(row[0]),))
     return int(row[0])
 
 

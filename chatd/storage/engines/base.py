@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+# PostgreSQL's notice channels between nodes (defined here, where no driver is
+# needed): a batch of messages committed, and a kick committed (its id).
+FEED_CHANNEL = "chatd_messages"
+KICK_CHANNEL = "chatd_kicks"
+
 
 class Cursor(Protocol):
     """What the queries use of a cursor (sqlite3's and psycopg's both fit)."""

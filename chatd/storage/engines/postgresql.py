@@ -25,6 +25,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from chatd.storage.engines import describe
 from chatd.storage.engines.base import (
+    FEED_CHANNEL,
+    KICK_CHANNEL,
     ConnectError,
     Connection,
     DatabaseError,
@@ -38,6 +40,17 @@ log = logging.getLogger(__name__)
 # How long connecting may take before a server that does not answer is reported
 # (a `connect_timeout` in the URL takes precedence).
 CONNECT_TIMEOUT_S = 5
+# A connection whose server went silent (its host lost, the network cut, no
+# reset) is found dead in about half a minute, not TCP's quarter of an hour: the
+# writer, the feed and presence then connect again. Options of the same name in
+# the URL take precedence.
+_DEAD_PEER_OPTIONS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,  # seconds of quiet before the first probe
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms that data sent may stay unacknowledged
+}
 # Rows fetched at a time by PostgresConnection.stream.
 STREAM_CHUNK = 1000
 
@@ -132,15 +145,20 @@ class PostgresConnection:
         return POSTGRESQL
 
 
-def connect(url: str) -> PostgresConnection:
-    """Connect to the database a postgresql:// URL names; ConnectError says what is wrong."""
+def _options(url: str) -> dict[str, Any]:
+    """What chatd adds to the URL's own connection options (which take precedence)."""
     try:
-        options = conninfo_to_dict(url)
+        given = conninfo_to_dict(url)
     except psycopg.Error as exc:
         raise ConnectError(f"bad database URL {describe(url)}: {_one_line(exc, url)}") from None
-    extra: dict[str, Any] = {"application_name": "chatd"}
-    if "connect_timeout" not in options:
-        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    ours = {"application_name": "chatd", "connect_timeout": CONNECT_TIMEOUT_S}
+    ours.update(_DEAD_PEER_OPTIONS)
+    return {name: value for name, value in ours.items() if name not in given}
+
+
+def connect(url: str) -> PostgresConnection:
+    """Connect to the database a postgresql:// URL names; ConnectError says what is wrong."""
+    extra = _options(url)
     try:
         raw = psycopg.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
@@ -190,9 +208,7 @@ class AsyncPostgresConnection:
 
 async def connect_async(url: str) -> AsyncPostgresConnection:
     """`connect`, for the event loop; ConnectError says what is wrong."""
-    extra: dict[str, Any] = {"application_name": "chatd"}
-    if "connect_timeout" not in conninfo_to_dict(url):  # a bad URL failed at start
-        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    extra = _options(url)
     try:
         raw = await psycopg.AsyncConnection.connect(url, autocommit=True, **extra)
     except psycopg.Error as exc:
@@ -232,7 +248,7 @@ def local_zone() -> str:
 # So a transaction takes a lock (an advisory key of chatd's own) before its
 # messages get ids and holds it to its commit: one node's batch at a time. The
 # notice, sent at that commit, is the other nodes' doorbell (chatd/core/delivery.py).
-FEED_CHANNEL = "chatd_messages"
+COMMIT_ORDER_KEY = 6007002  # an advisory lock key of chatd's own
 
 # One statement for a whole batch, so that the lock is held one round trip
 # less: no row reaches the INSERT (nor its nextval) before the one row of
@@ -241,7 +257,7 @@ FEED_CHANNEL = "chatd_messages"
 # the returned ids maps them back.
 _INSERT = (
     "WITH ids_lock AS MATERIALIZED"
-    f" (SELECT pg_advisory_xact_lock(6007002), pg_notify('{FEED_CHANNEL}', ''))"
+    f" (SELECT pg_advisory_xact_lock({COMMIT_ORDER_KEY}), pg_notify('{FEED_CHANNEL}', ''))"
     " INSERT INTO messages"
     " (sent_at, kind, room_id, sender_id, sender, recipient_id, recipient, body)"
     " SELECT t.sent_at, t.kind, t.room_id, t.sender_id, t.sender, t.recipient_id,"
@@ -255,8 +271,7 @@ _INSERT = (
 # Kicks between nodes (table kicks) take the same lock, for the same reason (one
 # lock, so that a batch holding both can never deadlock with another); their notice's
 # payload is the kick's id (chatd/storage/nodes.py).
-COMMIT_ORDER_LOCK = "SELECT pg_advisory_xact_lock(6007002)"
-KICK_CHANNEL = "chatd_kicks"
+COMMIT_ORDER_LOCK = f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_KEY})"
 
 # The search expression; the same as the messages_search index's, so that it is used.
 _DOCUMENT = "to_tsvector('simple', chatd_unaccent(m.body))"
