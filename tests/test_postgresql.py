@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -130,6 +130,40 @@ def test_chatd_db_from_the_environment_reaches_postgresql(
     assert '"zoe"' in listed.output
     newest = migrations.available(migrations.migrations_dir("postgresql"))[-1].version
     assert run("migrate").output.strip() == f"Schema version {newest}."
+
+
+def test_messages_by_a_name_are_found_by_its_index_whatever_the_case(
+    postgres_database: tuple[str, Any],
+) -> None:
+    """`logs --user NAME` asks for the very expression messages_by_sender_name is built
+    on (migration 0007), so the index serves it; and names match case aside, as on
+    citext."""
+    from chatd.storage import connect, messages
+    from chatd.storage.engines.postgresql import POSTGRESQL
+
+    url, keeper = postgres_database
+    keeper.execute(
+        "INSERT INTO messages (sent_at, kind, room_id, sender, body)"
+        " SELECT i, 'public', (SELECT min(id) FROM rooms), 'User' || (i % 100), 'hi'"
+        " FROM generate_series(1, 20000) AS i"
+    )
+    try:
+        keeper.execute("ANALYZE messages")
+        condition = POSTGRESQL.same_name("m.sender", "sender")
+        plan = keeper.execute(
+            f"EXPLAIN SELECT m.id FROM messages m WHERE {condition.replace(':sender', '%s')}",
+            ("USER7",),
+        ).fetchall()
+        assert "messages_by_sender_name" in " ".join(line for (line,) in plan)
+        conn = connect(url)
+        try:
+            found = list(messages.query(conn, messages.LogQuery(sender="uSeR7")))
+        finally:
+            conn.close()
+        assert len(found) == 200
+        assert {entry.sender for entry in found} == {"User7"}
+    finally:
+        keeper.execute("DELETE FROM messages")
 
 
 def test_a_silent_server_is_found_dead_within_a_minute_unless_the_url_says_otherwise(

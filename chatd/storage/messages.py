@@ -360,7 +360,7 @@ def query(conn: Connection, q: LogQuery) -> Iterator[LogEntry]:
         conditions.append(condition)
         params["text"] = fts_query(q.text, engine)
     if q.sender is not None:
-        conditions.append(f"m.sender = :sender{engine.nocase}")
+        conditions.append(engine.same_name("m.sender", "sender"))
         params["sender"] = q.sender
     if q.room_id is not None:
         conditions.append("m.room_id = :room")

@@ -93,6 +93,11 @@ class Engine:
         """SQL rendering `column` (UTC microseconds) as 'YYYY-MM-DD HH:MM:SS'."""
         raise NotImplementedError
 
+    def same_name(self, column: str, param: str) -> str:
+        """SQL true where name `column` is parameter `param`, case aside, in the form
+        the column's index is built on."""
+        return f"{column} = :{param}{self.nocase}"
+
     def day(self, column: str, *, utc: bool) -> str:
         """SQL rendering `column` (UTC microseconds) as 'YYYY-MM-DD'."""
         raise NotImplementedError

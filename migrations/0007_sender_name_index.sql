@@ -1,0 +1,3 @@
+-- Version 7 on PostgreSQL makes the index of sender names cheaper to keep up
+-- (migrations/postgresql/0007_sender_name_index.sql). SQLite's index compares
+-- names with NOCASE already: nothing changes here, and the versions stay in step.
