@@ -11,6 +11,7 @@ itself (`FeedDelivery`), and only this step changes.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import threading
@@ -257,7 +258,7 @@ class FeedDelivery:
                         log.warning(
                             "the feed reconnected; reading after message %d", self.last_read
                         )
-                await self._read_new(conn)
+                await self._read_new(conn, uncertain)
             except ERRORS as exc:
                 lost_once = True
                 log.error("the feed could not read: %s", exc)
@@ -288,7 +289,11 @@ class FeedDelivery:
                 await _close_quietly(conn)
                 return
 
-    async def _read_new(self, conn: FeedConnection) -> None:
+    async def _read_new(self, conn: FeedConnection, uncertain: list[MessageJob]) -> None:
+        """Deliver what was committed after the last message read. A message whose
+        commit failed (`uncertain`) and whose id is below one read was not saved (the
+        later one took the ids lock after its transaction ended): its sender is told
+        so before the later messages go out, so answers keep the order of lines."""
         while True:
             rows = await messages.committed_after(conn, self.last_read, FEED_CHUNK)
             full = len(rows) == FEED_CHUNK
@@ -298,16 +303,32 @@ class FeedDelivery:
                 with self._lock:
                     chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in rows]
                 self.last_read = rows[-1][0]
-                try:
-                    self._deliver(chunk)
-                except Exception:  # the feed must outlive any bug in delivering
-                    log.exception("error while delivering messages up to %d", self.last_read)
+                ids = [id_ for id_, _ in rows]
+                start = 0
+                for job in sorted(uncertain, key=lambda job: job.message_id):
+                    if job.message_id > self.last_read:
+                        break
+                    end = bisect.bisect(ids, job.message_id)
+                    self._deliver_on(chunk[start:end])
+                    start = end
+                    self._not_committed([job])  # unless it was read just now
+                self._deliver_on(chunk[start:])
             if not full:
                 return
 
+    def _deliver_on(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
+        """Deliver, whatever goes wrong in delivering: the feed must outlive any bug."""
+        if not chunk:
+            return
+        try:
+            self._deliver(chunk)
+        except Exception:
+            log.exception("error while delivering messages up to %d", chunk[-1][0])
+
     def _not_committed(self, uncertain: list[MessageJob]) -> None:
         """After a read begun once their commits had failed: those the read did not
-        find were not saved (those it found went out as said)."""
+        find were not saved (those it found went out as said, or are about to);
+        each is settled once, whoever asks again."""
         lost: list[WriteJob] = []
         with self._lock:
             for job in uncertain:
