@@ -69,13 +69,16 @@ def reap(conn: Connection, dead_after_s: float) -> list[str]:
     """Remove every node whose beat is older than `dead_after_s`, with its sessions, and
     record a logout for each account now online nowhere; returns those accounts' names.
     Call it in a transaction."""
+    late = "SELECT id FROM nodes WHERE heartbeat_at < now() - make_interval(secs => ?)"
+    if conn.execute(late, (dead_after_s,)).fetchone() is None:
+        return []  # the usual case, at every beat: no lock taken
+    # The logouts below are messages, written under the ids lock; taking it before
+    # the rows' locks keeps the order every writer keeps (its sessions' rows refer
+    # to its node's row), so a node declared dead while still writing cannot
+    # deadlock with the node declaring it.
+    engine_of(conn).in_commit_order(conn)
     dead = [
-        node_id
-        for (node_id,) in conn.execute(
-            "SELECT id FROM nodes WHERE heartbeat_at < now() - make_interval(secs => ?)"
-            " FOR UPDATE SKIP LOCKED",
-            (dead_after_s,),
-        )
+        node_id for (node_id,) in conn.execute(late + " FOR UPDATE SKIP LOCKED", (dead_after_s,))
     ]
     if not dead:
         return []
