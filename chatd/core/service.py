@@ -1,9 +1,11 @@
 """What a session of any front end can do: log in, say things, use rooms, catch up.
 
 `ChatService` owns the threads that do blocking work (the group-commit
-writer, bcrypt workers, read workers) and the hub. It speaks in accounts,
-rooms and messages; turning them into lines (or IRC) is a front end's job.
-Everything here runs on the event loop.
+writer, bcrypt workers, read workers) and the hub; on PostgreSQL also the
+feed of every node's commits (two tasks on the event loop, core/delivery.py)
+and this node's presence among the others (a thread, core/presence.py). It
+speaks in accounts, rooms and messages; turning them into lines (or IRC) is
+a front end's job. Everything here runs on the event loop.
 """
 
 from __future__ import annotations
