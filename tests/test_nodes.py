@@ -263,6 +263,13 @@ def test_an_admin_on_one_node_kicks_a_user_on_the_other(nodes: Nodes) -> None:
     _users_are(admin, "admin")
     admin.send("/kick bob again")
     admin.expect(r"^Error: bob is not online\.$")
+    # Back on node B: kicked as soon as his login is seen, before node A's next beat
+    # (the kick asks the database, not only A's last reading of who is online).
+    bob = b.login("bob", "qwerty")
+    admin.expect(r"^\*\*\* bob joined$")
+    admin.send("/kick bob at once")
+    admin.expect(r"^\*\*\* bob was kicked\.$")
+    bob.expect(r"^\*\*\* You were kicked by admin \(at once\)\.$")
 
 
 @contextlib.contextmanager

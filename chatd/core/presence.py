@@ -73,7 +73,7 @@ class NodePresence:
         self._db = db
         self._on_kick = on_kick  # a kick from another node, on the event loop
         self._heartbeat_s = heartbeat_s
-        self._dead_after_s = dead_after_s
+        self.dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         # Accounts online here: user id -> name. Changed on the loop only; the beat
         # copies it (list() of a dict of ints and strs is one step under the GIL).
@@ -158,7 +158,7 @@ class NodePresence:
                 log.error("presence: %s", exc)
                 self._reconnect()
                 beat_due = 0.0  # at once: the others may be about to think us dead
-                reap_after = self._loop.time() + self._dead_after_s
+                reap_after = self._loop.time() + self.dead_after_s
                 continue
             except Exception:  # a bug must not stop the beat (the others would reap us)
                 log.exception("presence failed; beating on")
@@ -171,7 +171,7 @@ class NodePresence:
         with transaction(self._conn):
             if not nodes.beat(self._conn, self.node_id, self.name, list(self.local.items())):
                 log.warning("this node had been declared dead: registered again")
-            gone = nodes.reap(self._conn, self._dead_after_s) if reap else []
+            gone = nodes.reap(self._conn, self.dead_after_s) if reap else []
             nodes.trim_kicks(self._conn, KICKS_KEPT_S)
         if gone:
             log.warning("a node stopped answering: %d users logged out", len(gone))
@@ -188,7 +188,7 @@ class NodePresence:
 
     def _read_online(self) -> None:
         """Hand the hub who is online elsewhere, with the rooms they are in."""
-        online = nodes.online(self._conn, self.node_id, self._dead_after_s)
+        online = nodes.online(self._conn, self.node_id, self.dead_after_s)
         room_ids = {room_id for room_id, _ in online if room_id is not None}
         if not room_ids <= self._rooms.keys():
             rooms = nodes.rooms_with_ids(self._conn, room_ids - self._rooms.keys())

@@ -228,7 +228,7 @@ class ChatService:
         for the other nodes could not be saved (the sessions here are gone all the same)."""
         kicked = self.hub.kick(username, by, reason)
         try:
-            if self._presence is not None and self.hub.online_elsewhere(username):
+            if self._presence is not None and await self._online_elsewhere(username):
                 # Online on another node: a kick committed for every node to read, and
                 # applied by the one(s) where the user is (see NodePresence).
                 node_id = self._presence.node_id
@@ -240,6 +240,16 @@ class ChatService:
             if kicked:
                 log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
+
+    async def _online_elsewhere(self, username: str) -> bool:
+        """Whether the user is online on another node: as this node last read it, or
+        else as the database has it now (a login there since the last beat)."""
+        if self.hub.online_elsewhere(username):
+            return True
+        assert self._presence is not None
+        return await self._read(
+            nodes.online_elsewhere, self._presence.node_id, username, self._presence.dead_after_s
+        )
 
     def _kicked_elsewhere(self, kick: nodes.Kick) -> None:
         """A kick from another node: disconnect the user's sessions here."""

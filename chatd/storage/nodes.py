@@ -116,6 +116,19 @@ def online(conn: Connection, node_id: int, alive_s: float) -> list[tuple[int | N
     return [(room_id, str(name)) for room_id, name in rows]
 
 
+def online_elsewhere(conn: Connection, node_id: int, username: str, alive_s: float) -> bool:
+    """Whether the account is online on another live node, as the database has it now
+    (fresher than the last beat's reading: a login there a moment ago counts)."""
+    row = conn.execute(
+        "SELECT 1 FROM node_sessions AS s JOIN nodes AS n ON n.id = s.node_id"
+        " JOIN users AS u ON u.id = s.user_id"
+        " WHERE u.username = :name AND s.node_id <> :me"
+        " AND n.heartbeat_at >= now() - make_interval(secs => :alive) LIMIT 1",
+        {"name": username, "me": node_id, "alive": alive_s},
+    ).fetchone()
+    return row is not None
+
+
 def rooms_with_ids(conn: Connection, room_ids: Iterable[int]) -> list[Room]:
     """The rooms with these ids (the rooms of users online elsewhere, for the hub)."""
     rows = conn.execute("SELECT id, name, topic FROM rooms WHERE id = ANY(?)", (list(room_ids),))
