@@ -600,15 +600,16 @@ _COLUMNS = [
 
 
 def table(steps: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of a sweep's medians over its runs: one row per node count and
-    offered rate, with how many of the runs kept up."""
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    """A Markdown table of sweeps' medians over their runs: one row per room size, node
+    count and offered rate, with how many of the runs kept up."""
+    groups: dict[tuple[Any, int, str], list[dict[str, Any]]] = {}
     for step in steps:
-        groups.setdefault((step["nodes"], str(step["offered_messages_per_s"])), []).append(step)
-    head = ["nodes", "offered msg/s", *(title for _, title, _ in _COLUMNS), "kept up"]
+        shape = (step.get("room_size", ""), step["nodes"], str(step["offered_messages_per_s"]))
+        groups.setdefault(shape, []).append(step)
+    head = ["room", "nodes", "offered msg/s", *(title for _, title, _ in _COLUMNS), "kept up"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (count, offered), runs in groups.items():
-        cells = [str(count) if count else "1 (SQLite)", offered.removesuffix(".0")]
+    for (room_size, count, offered), runs in groups.items():
+        cells = [str(room_size), str(count) if count else "1 (SQLite)", offered.removesuffix(".0")]
         for key, _, style in _COLUMNS:
             values = [run[key] for run in runs if key in run]
             cells.append(style.format(statistics.median(values)) if values else "")

@@ -339,4 +339,4 @@ def test_the_ceiling_bench_runs(postgres_server: str, tmp_path: Path) -> None:
     (step,) = json.loads(sweep.read_text())
     assert step["lost"] == step["duplicated"] == step["out_of_order"] == 0
     assert step["commits_per_s"] > 0
-    assert "| 2 | 40 |" in _ceiling("table", str(sweep))
+    assert "| 2 | 2 | 40 |" in _ceiling("table", str(sweep))  # room of 2, 2 nodes, 40 msg/s
