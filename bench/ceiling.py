@@ -60,13 +60,13 @@ from typing import Any
 
 import loadgen
 from common import (
-    POSTGRES_URL,
     ChatdServer,
     chat_nodes,
     cpu_seconds,
     create_postgres_database,
     drop_postgres_database,
     percentile,
+    postgres_option,
 )
 
 SENDERS_PER_NODE = 10
@@ -628,7 +628,7 @@ def _numbers(text: str) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--postgres", default=POSTGRES_URL)
+    postgres_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     sweep_args = commands.add_parser("sweep", help="offered rates on 1, 2, 3 nodes")
     sweep_args.add_argument("--nodes", default="1,2,3", help="0: one node on SQLite")

@@ -6,6 +6,7 @@ outside, as a user or an attacker would.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -125,6 +126,13 @@ class ChatdServer:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def postgres_option(parser: argparse.ArgumentParser) -> None:
+    """The --postgres option of the scripts that make databases of their own."""
+    parser.add_argument(
+        "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
+    )
 
 
 def create_postgres_database(server: str) -> tuple[str, str]:

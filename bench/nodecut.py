@@ -27,7 +27,7 @@ import json
 import threading
 import time
 
-from common import POSTGRES_URL, LineClient, Sender, chat_nodes
+from common import LineClient, Sender, chat_nodes, postgres_option
 
 SETTLE_S = 30.0  # how long the watchers may take to catch up once the load stops
 
@@ -148,9 +148,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="of load")
     parser.add_argument("--cut-every", type=float, default=1.0, help="seconds between cuts")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument(
-        "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
-    )
+    postgres_option(parser)
     args = parser.parse_args()
     for _ in range(args.runs):
         figures = run(args.postgres, args.nodes, args.senders, args.seconds, args.cut_every)

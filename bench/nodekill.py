@@ -23,7 +23,7 @@ import signal
 import statistics
 import time
 
-from common import POSTGRES_URL, LineClient, Sender, chat_nodes
+from common import LineClient, Sender, chat_nodes, postgres_option
 
 DEADLINE_S = 30.0  # how long B's users may take to leave before the run gives up
 
@@ -87,9 +87,7 @@ def main() -> None:
     parser.add_argument("--before", type=float, default=3.0, help="seconds of load before")
     parser.add_argument("--after", type=float, default=2.0, help="seconds of load after")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument(
-        "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
-    )
+    postgres_option(parser)
     args = parser.parse_args()
     results = [run(args.postgres, args.senders, args.before, args.after) for _ in range(args.runs)]
     for figures in results:

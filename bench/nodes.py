@@ -19,7 +19,7 @@ import argparse
 import json
 
 import loadgen
-from common import POSTGRES_URL, chat_nodes, cpu_seconds, percentile
+from common import chat_nodes, cpu_seconds, percentile, postgres_option
 
 
 def run(  # noqa: PLR0917
@@ -82,9 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--nodes", type=int, choices=(0, 1, 2, 3), default=2, help="1, or 0 (SQLite): baselines"
     )
-    parser.add_argument(
-        "--postgres", default=POSTGRES_URL, help="server URL (default: $CHATD_BENCH_POSTGRES)"
-    )
+    postgres_option(parser)
     args = parser.parse_args()
     figures = run(args.postgres, args.clients, args.senders, args.rate, args.seconds, args.nodes)
     print(json.dumps(figures, indent=2))
