@@ -106,7 +106,7 @@ def test_cutting_every_connection_under_load_loses_nothing(postgres_server: str)
         "nodecut.py", "--senders", "2", "--seconds", "2", "--cut-every", "0.5",
         "--postgres", postgres_server,
     )  # fmt: skip
-    assert figures["cuts"] >= 3
+    assert figures["cuts"] >= 2
     assert figures["acknowledged"] > 0
     assert figures["acknowledged_not_stored"] == figures["refused_but_stored"] == 0
     assert figures["missing"] == figures["duplicated"] == figures["out_of_order"] == 0

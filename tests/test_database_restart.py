@@ -189,6 +189,7 @@ def test_while_the_database_is_away_commands_and_logins_say_so_and_sessions_stay
     # Every session stayed, and what failed works now.
     alice.send("/history 5")
     alice.expect("^Your last 1 message:$")
+    _users_are(alice, "alice, bob, carol", timeout=15)  # node B beats again
     alice.send("/kick bob")
     alice.expect(r"^\*\*\* bob was kicked\.$")
     bob.expect(r"^\*\*\* You were kicked by alice\.$")

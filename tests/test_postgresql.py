@@ -180,9 +180,9 @@ def test_a_silent_server_is_found_dead_within_a_minute_unless_the_url_says_other
         given = cast(PostgresConnection, conn).raw.info.get_parameters()
     finally:
         conn.close()
-    assert given["keepalives"] == "1"
-    assert int(given["keepalives_idle"]) + 3 * int(given["keepalives_interval"]) <= 60
-    assert int(given["tcp_user_timeout"]) <= 60_000
+    assert given["keepalives"] == "1"  # an idle connection is probed...
+    assert int(given["keepalives_idle"]) <= 30
+    assert int(given["tcp_user_timeout"]) <= 60_000  # ...and given up on unanswered
     assert given["application_name"] == "chatd"
     separator = "&" if "?" in postgres_server else "?"
     conn = connect(f"{postgres_server}{separator}tcp_user_timeout=5000&keepalives_idle=30")

@@ -71,7 +71,10 @@ def settle(jobs: list[WriteJob], not_saved: Callable[[Member], None]) -> None:
             origin, done = job.context
             if job.error is not None and origin is not None:
                 log.error("message from %s not saved: %s", origin.name, job.error)
-                not_saved(origin)
+                try:
+                    not_saved(origin)
+                except Exception:  # the others must still be settled
+                    log.exception("error while telling %s", origin.name)
             if done is not None and not done.done():
                 done.set_result(job.error is None)
         else:
@@ -278,6 +281,8 @@ class FeedDelivery:
                 with self._lock:
                     self._uncertain[:0] = uncertain
                 if stopping:
+                    if conn is not None:
+                        await _close_quietly(conn)
                     return
                 await asyncio.sleep(retry_s)
                 retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
@@ -302,6 +307,12 @@ class FeedDelivery:
             if rows:
                 with self._lock:
                     chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in rows]
+                    # Commits that failed while the query ran, below what it found: as
+                    # decided as the others (their transactions had ended).
+                    newly = [job for job in self._uncertain if job.message_id < rows[-1][0]]
+                    if newly:
+                        self._uncertain = [j for j in self._uncertain if j not in newly]
+                        uncertain.extend(newly)
                 self.last_read = rows[-1][0]
                 ids = [id_ for id_, _ in rows]
                 start = 0
@@ -373,9 +384,9 @@ class FeedDelivery:
                 retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
                 continue
             lost: asyncio.Future[BaseException] = self._loop.create_future()
+            listening_since = self._loop.time()
             try:
                 await conn.listen()
-                retry_s = FEED_RETRY_S
                 self._wake.set()  # whatever came while not listening
                 socket = conn.fileno()
                 self._loop.add_reader(socket, self._notices, conn, lost)
@@ -388,6 +399,8 @@ class FeedDelivery:
             finally:
                 await _close_quietly(conn)
             log.error("the feed lost its notices: %s", why)
+            if self._loop.time() - listening_since > FEED_RETRY_MAX_S:
+                retry_s = FEED_RETRY_S  # it had worked: a cut, not a server turning us away
             await asyncio.sleep(retry_s)
             retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
 

@@ -26,6 +26,7 @@ The beat also forgets kicks older than KICKS_KEPT_S.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -53,6 +54,11 @@ DEAD_AFTER_S = 10.0
 KICKS_KEPT_S = 3600.0
 # How often a lost connection is tried again.
 RETRY_S = 0.5
+# How long the presence thread waits for the event loop to answer it.
+LOOP_ANSWER_S = 10.0
+# After an unexpected error, the beat waits this long, doubled each time in a row up
+# to BUG_RETRY_MAX_S (a lasting bug logs a traceback every 30 s, not twice a second).
+BUG_RETRY_MAX_S = 30.0
 
 
 class NodePresence:
@@ -75,8 +81,8 @@ class NodePresence:
         self._heartbeat_s = heartbeat_s
         self.dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        # Accounts online here: user id -> name. Changed on the loop only; the beat
-        # copies it (list() of a dict of ints and strs is one step under the GIL).
+        # Accounts online here: user id -> name. On the loop only (the presence
+        # thread asks the loop for a copy: _local_now).
         self.local: dict[int, str] = {}
         self._submit: Callable[[WriteJob], None] | None = None  # the writer's (see start)
         self._out_of_step = False  # a write of `local` failed (set on the loop)
@@ -144,6 +150,7 @@ class NodePresence:
     def _run(self) -> None:
         beat_due = 0.0
         reap_after = 0.0  # no declaring others dead before this (see the module's doc)
+        bug_retry_s = RETRY_S
         while not self._stopping.is_set():
             now = self._loop.time()
             try:
@@ -162,19 +169,27 @@ class NodePresence:
                 continue
             except Exception:  # a bug must not stop the beat (the others would reap us)
                 log.exception("presence failed; beating on")
-                self._stopping.wait(RETRY_S)
+                self._stopping.wait(bug_retry_s)
+                bug_retry_s = min(2 * bug_retry_s, BUG_RETRY_MAX_S)
                 continue
+            bug_retry_s = RETRY_S
             self._wake.wait(max(0.0, beat_due - self._loop.time()))
             self._wake.clear()
 
     def _beat(self, *, reap: bool) -> None:
         with transaction(self._conn):
-            if not nodes.beat(self._conn, self.node_id, self.name, list(self.local.items())):
+            if not nodes.beat(self._conn, self.node_id, self.name, self._local_now):
                 log.warning("this node had been declared dead: registered again")
             gone = nodes.reap(self._conn, self.dead_after_s) if reap else []
             nodes.trim_kicks(self._conn, KICKS_KEPT_S)
         if gone:
             log.warning("a node stopped answering: %d users logged out", len(gone))
+
+    def _local_now(self) -> list[tuple[int, str]]:
+        """This node's accounts online, copied on the event loop, where they change."""
+        copied: concurrent.futures.Future[list[tuple[int, str]]] = concurrent.futures.Future()
+        self._loop.call_soon_threadsafe(lambda: copied.set_result(list(self.local.items())))
+        return copied.result(timeout=LOOP_ANSWER_S)
 
     def _read_kicks(self) -> None:
         """Apply the kicks committed since the last one applied, other nodes' only."""

@@ -27,7 +27,8 @@ from chatd.core.presence import NodePresence
 from chatd.limits import LoginRefusedError, LoginThrottle
 from chatd.rooms import GENERAL_ROOM_ID
 from chatd.settings import Settings
-from chatd.storage import Connection, is_url, messages, nodes, rooms, users
+from chatd.storage import ERRORS, Connection, is_url, messages, nodes, rooms, users
+from chatd.storage.engines.base import DatabaseError
 from chatd.storage.messages import Kind, LogEntry, NewMessage
 from chatd.storage.rooms import Room
 from chatd.storage.users import User
@@ -224,8 +225,9 @@ class ChatService:
 
     async def kick(self, username: str, *, by: str, reason: str) -> int:
         """Disconnect every session of a user; returns how many there were (a user
-        online on other nodes counts one more). Raises a storage error if the kick
-        for the other nodes could not be saved (the sessions here are gone all the same)."""
+        online on other nodes counts one more). If the user was on no session here and
+        the kick for the other nodes cannot be saved (the database is away), the
+        storage error is raised; with sessions here kicked, it is only logged."""
         kicked = self.hub.kick(username, by, reason)
         try:
             if self._presence is not None and await self._online_elsewhere(username):
@@ -236,6 +238,10 @@ class ChatService:
                     partial(nodes.kick, node_id=node_id, username=username, by=by, reason=reason)
                 )
                 kicked += 1
+        except ERRORS as exc:
+            if not kicked:
+                raise
+            log.error("the kick of %s could not reach the other nodes: %s", username, exc)
         finally:
             if kicked:
                 log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
@@ -299,9 +305,10 @@ class ChatService:
         if state is not None and self.hub.is_member(member, state.id):
             return state, None
         room = await self._write(partial(rooms.find_or_create, name=name))
-        await self.post(self._room_event(Kind.JOIN, member, room), member)
+        if not await self.post(self._room_event(Kind.JOIN, member, room), member):
+            raise DatabaseError(f"the join of {room.name} was not saved")
         state = self.hub.room_by_id(room.id)
-        assert state is not None
+        assert state is not None  # the join was delivered: the hub knows the room
         limit = self.settings.replay_max
         if limit == 0:
             return state, None

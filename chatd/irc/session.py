@@ -163,14 +163,14 @@ class IrcSession:
                     try:
                         await dispatch(self, message)
                     except ERRORS as exc:  # the command needed the database, which is away
-                        log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+                        log.error("%s: %s: %s", self.conn.peer, self.name, exc)
                         await self.in_flight.settled()  # after the earlier lines' answers
                         self.numeric(numerics.RPL_TRYAGAIN, message.command.upper(), UNAVAILABLE)
         except (ClientGone, EndSession):
             # Its last messages are answered before the connection closes.
             await self.in_flight.settled()
         except ERRORS as exc:  # registering or being let in, with the database away
-            log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+            log.error("%s: %s: %s", self.conn.peer, self.name, exc)
             self.conn.drop_held_output()
             self.close_link("The database is unavailable; try again later")
         finally:

@@ -91,7 +91,7 @@ class Session:
             # Its last messages are answered before the connection closes.
             await self.in_flight.settled()
         except ERRORS as exc:  # logging in or being let in, with the database away
-            log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+            log.error("%s: %s: %s", self.conn.peer, self.name, exc)
             self.conn.drop_held_output()
             self.conn.send(replies.LOGIN_UNAVAILABLE)
         finally:
@@ -130,7 +130,7 @@ class Session:
                 try:
                     await handle_line(self, line)
                 except ERRORS as exc:  # a command needed the database, which is away
-                    log.warning("%s: %s: %s", self.conn.peer, self.name, exc)
+                    log.error("%s: %s: %s", self.conn.peer, self.name, exc)
                     await self.in_flight.settled()  # after the earlier lines' answers
                     self.conn.send(replies.UNAVAILABLE)
 

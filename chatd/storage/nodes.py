@@ -9,7 +9,7 @@ An admin's kick of a user online elsewhere is a row every node reads (`kick`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from chatd.clock import now_us
@@ -28,13 +28,15 @@ def register(conn: Connection, name: str) -> int:
     return int(node_id)
 
 
-def beat(conn: Connection, node_id: int, name: str, online: Iterable[tuple[int, str]]) -> bool:
+def beat(
+    conn: Connection, node_id: int, name: str, online: Callable[[], Iterable[tuple[int, str]]]
+) -> bool:
     """Record that the node is alive; returns False if it had been declared dead (it is
-    then registered again under its id, with the accounts `online` on it now)."""
+    then registered again under its id, with the accounts `online()` says are on it)."""
     if conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ?", (node_id,)).rowcount:
         return True
     conn.execute("INSERT INTO nodes (id, name) VALUES (?, ?)", (node_id, name))
-    for user_id, user_name in online:
+    for user_id, user_name in online():
         add_session(conn, node_id=node_id, user_id=user_id, name=user_name)
     return False
 

@@ -42,14 +42,16 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5
 # A connection whose server went silent (its host lost, the network cut, no
 # reset) is found dead in about half a minute, not TCP's quarter of an hour: the
-# writer, the feed and presence then connect again. Options of the same name in
-# the URL take precedence.
+# writer, the feed and presence then connect again. tcp_user_timeout decides:
+# data sent (a query, or a keepalive probe on an idle connection) unacknowledged
+# for 30 s ends the connection (on Linux it overrides keepalives_count). Options
+# of the same name in the URL take precedence.
 _DEAD_PEER_OPTIONS = {
     "keepalives": 1,
     "keepalives_idle": 10,  # seconds of quiet before the first probe
     "keepalives_interval": 5,
     "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,  # ms that data sent may stay unacknowledged
+    "tcp_user_timeout": 30_000,  # ms
 }
 # Rows fetched at a time by PostgresConnection.stream.
 STREAM_CHUNK = 1000
