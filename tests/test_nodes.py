@@ -481,3 +481,43 @@ def test_irc_whois_who_ison_and_userhost_find_a_user_on_another_node(
             break
         assert time.monotonic() < deadline, alice.received[-3:]
         _idle(alice)
+
+
+def _whois_away(client: Any, nick: str) -> str:
+    """The away message WHOIS gives for `nick` ("" if none)."""
+    client.send(f"WHOIS {nick}")
+    lines = client.lines_until(rf" 318 {client.name} {nick} :End of /WHOIS list\.$")
+    away = [line.split(" :", 1)[1] for line in lines if f" 301 {client.name} {nick} :" in line]
+    return away[0] if away else ""
+
+
+def test_an_irc_users_away_message_is_seen_on_the_other_node(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    """AWAY on node A shows in WHOIS, WHO, USERHOST and a private message's answer on
+    node B (within a beat), and so does coming back, or leaving while away."""
+    a = start_irc(make_server, rate_per_second=0)
+    b = start_irc(make_server, rate_per_second=0)
+    alice = a.sasl("alice", "pass123")
+    bob = b.sasl("bob", "qwerty")
+    alice.send("AWAY :at lunch")
+    alice.expect(r" 306 alice :You have been marked as being away$")
+    wait_for(lambda: _whois_away(bob, "alice") == "at lunch", what="alice away on node B")
+    bob.send("WHO alice")
+    bob.expect(r" 352 bob \* alice chatd irc\.test alice G :0 alice$")
+    bob.send("USERHOST alice")
+    bob.expect(r" 302 bob :alice=-alice@chatd$")
+    bob.send("PRIVMSG alice :back soon?")
+    bob.expect(r" 301 bob alice :at lunch$")
+    alice.expect(r"^:bob!bob@chatd PRIVMSG alice :back soon\?$")
+    alice.send("AWAY")
+    alice.expect(r" 305 alice :You are no longer marked as being away$")
+    wait_for(lambda: _whois_away(bob, "alice") == "", what="alice back on node B")
+    # Away, then gone with a second session still here: no longer away anywhere.
+    second = a.sasl("alice", "pass123")
+    second.send("AWAY :gone home")
+    second.expect(r" 306 alice :")
+    wait_for(lambda: _whois_away(bob, "alice") == "gone home", what="away again")
+    second.send("QUIT")
+    second.wait_closed()
+    wait_for(lambda: _whois_away(bob, "alice") == "", what="the away session gone")

@@ -99,6 +99,7 @@ class Hub:
         # name -> name, and (for WHOIS) the ids of their rooms but #general. Always
         # empty on SQLite.
         self._remote: dict[str, str] = {}
+        self._remote_away: dict[str, str] = {}  # lower-case name -> away message
         self._remote_online: list[tuple[int | None, str]] = []  # as set_remote had it
         self._remote_rooms: dict[str, set[int]] | None = {}  # made when first asked for
 
@@ -151,16 +152,27 @@ class Hub:
         sessions = self._by_name.get(username.lower())
         return sessions[0].name if sessions else self._remote.get(username.lower())
 
+    def away_elsewhere(self, username: str) -> str:
+        """The user's away message on another node ("" if not away there)."""
+        return self._remote_away.get(username.lower(), "")
+
     def online_elsewhere(self, username: str) -> bool:
         """Whether the user is online on another node sharing the database."""
         return username.lower() in self._remote
 
-    def set_remote(self, online: list[tuple[int | None, str]], rooms: Iterable[Room] = ()) -> None:
+    def set_remote(
+        self,
+        online: list[tuple[int | None, str]],
+        rooms: Iterable[Room] = (),
+        away: Mapping[str, str] | None = None,
+    ) -> None:
         """Who is online on the other nodes: (None, name) for each account and
         (room id, name) for each of its rooms (from chatd/core/presence.py); `rooms`
-        are those rooms, so that the hub knows the ones no local user is in."""
+        are those rooms, so that the hub knows the ones no local user is in; `away`,
+        the away messages of those away (by name)."""
         for room in rooms:
             self._room(room)
+        self._remote_away = {name.lower(): text for name, text in (away or {}).items()}
         self._remote = {name.lower(): name for room_id, name in online if room_id is None}
         self._remote_online, self._remote_rooms = online, None
         names: dict[int, set[str]] = {}

@@ -81,9 +81,10 @@ class NodePresence:
         self._heartbeat_s = heartbeat_s
         self.dead_after_s = dead_after_s
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        # Accounts online here: user id -> name. On the loop only (the presence
-        # thread asks the loop for a copy: _local_now).
+        # Accounts online here: user id -> name, and the away messages of those away.
+        # On the loop only (the presence thread asks the loop for a copy: _local_now).
         self.local: dict[int, str] = {}
+        self._away: dict[int, str] = {}
         self._submit: Callable[[WriteJob], None] | None = None  # the writer's (see start)
         self._out_of_step = False  # a write of `local` failed (set on the loop)
         self.last_kick = 0  # every kick up to this id has been applied (presence thread)
@@ -127,7 +128,22 @@ class NodePresence:
     def logged_out(self, user_id: int) -> None:
         """An account's last session here has ended."""
         self.local.pop(user_id, None)
+        self._away.pop(user_id, None)
         self._write(nodes.remove_session, user_id=user_id)
+
+    def set_away(self, user_id: int, away: str) -> None:
+        """An account online here is away with this message ("": back), for the others."""
+        if user_id in self.local and self._away.get(user_id, "") != away:
+            if away:
+                self._away[user_id] = away
+            else:
+                self._away.pop(user_id, None)
+            self._write(nodes.set_away, user_id=user_id, away=away)
+
+    def _sessions(self) -> list[nodes.Session]:
+        return [
+            (user_id, name, self._away.get(user_id, "")) for user_id, name in self.local.items()
+        ]
 
     def _write(self, change: Callable[..., None], **fields: Any) -> None:
         assert self._submit is not None
@@ -143,7 +159,7 @@ class NodePresence:
         """Write every session of this node again (after a write of them failed)."""
         if self._out_of_step:
             self._out_of_step = False
-            self._write(nodes.set_sessions, sessions=list(self.local.items()))
+            self._write(nodes.set_sessions, sessions=self._sessions())
 
     # --- the heartbeat, on the presence thread ----------------------------------------
 
@@ -185,10 +201,10 @@ class NodePresence:
         if gone:
             log.warning("a node stopped answering: %d users logged out", len(gone))
 
-    def _local_now(self) -> list[tuple[int, str]]:
+    def _local_now(self) -> list[nodes.Session]:
         """This node's accounts online, copied on the event loop, where they change."""
-        copied: concurrent.futures.Future[list[tuple[int, str]]] = concurrent.futures.Future()
-        self._loop.call_soon_threadsafe(lambda: copied.set_result(list(self.local.items())))
+        copied: concurrent.futures.Future[list[nodes.Session]] = concurrent.futures.Future()
+        self._loop.call_soon_threadsafe(lambda: copied.set_result(self._sessions()))
         return copied.result(timeout=LOOP_ANSWER_S)
 
     def _read_kicks(self) -> None:
@@ -209,7 +225,8 @@ class NodePresence:
             rooms = nodes.rooms_with_ids(self._conn, room_ids - self._rooms.keys())
             self._rooms.update((room.id, room) for room in rooms)
         rooms_named = [self._rooms[i] for i in room_ids if i in self._rooms]
-        self._loop.call_soon_threadsafe(self._hub.set_remote, online, rooms_named)
+        away = nodes.away_elsewhere(self._conn, self.node_id, self.dead_after_s)
+        self._loop.call_soon_threadsafe(self._hub.set_remote, online, rooms_named, away)
 
     def _reconnect(self) -> None:
         with contextlib.suppress(*ERRORS):

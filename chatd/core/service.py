@@ -247,6 +247,11 @@ class ChatService:
                 log.info("%s kicked %s%s", by, username, f" ({reason})" if reason else "")
         return kicked
 
+    def set_away(self, member: Member, away: str) -> None:
+        """The account's away message on this node ("": back), for the other nodes."""
+        if self._presence is not None:
+            self._presence.set_away(member.user_id, away)
+
     async def _online_elsewhere(self, username: str) -> bool:
         """Whether the user is online on another node: as this node last read it, or
         else as the database has it now (a login there since the last beat)."""

@@ -131,15 +131,18 @@ async def notice(session: IrcSession, params: list[str]) -> None:
 
 
 def away_message(session: IrcSession, name: str) -> str:
-    """A user's away message, if one of their IRC sessions set one."""
-    for other in session.service.hub.sessions_of(name):
+    """A user's away message, if one of their IRC sessions set one, on this node or
+    another (as this node last read the others')."""
+    hub = session.service.hub
+    for other in hub.sessions_of(name):
         if isinstance(other, IrcSession) and other.away:
             return other.away
-    return ""
+    return hub.away_elsewhere(name)
 
 
 async def away(session: IrcSession, params: list[str]) -> None:
     session.away = params[0][:_AWAY_MAX] if params else ""
+    session.away_changed()
     if session.away:
         session.numeric(n.RPL_NOWAWAY, "You have been marked as being away")
     else:

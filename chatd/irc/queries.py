@@ -2,7 +2,8 @@
 
 Every user, whichever protocol they came by and whichever node they are on,
 looks the same here: nick, user name and account are the account's name, the
-host is `chatd`. (An away message is known only on the user's own node.)
+host is `chatd`. An away message set on another node is known here from that
+node's session row, as of this node's last reading (within a beat).
 """
 
 from __future__ import annotations

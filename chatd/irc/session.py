@@ -178,8 +178,24 @@ class IrcSession:
                 if self.conn.close_reason:
                     self.leave_reason = f"was disconnected ({self.conn.close_reason})"
                 self.service.leave(self, self.leave_reason)
+                if self.away:  # the account's other sessions here may not be away
+                    self.away = ""
+                    self.away_changed()
             self.close_link(self.conn.close_reason or "Goodbye")
             self.conn.close()
+
+    def account_away(self) -> str:
+        """This account's away message here: that of any of its IRC sessions on this
+        node ("" if none is away)."""
+        for other in self.service.hub.sessions_of(self.name):
+            if isinstance(other, IrcSession) and other.away:
+                return other.away
+        return ""
+
+    def away_changed(self) -> None:
+        """Tell the other nodes this account's away message here (after AWAY, or after
+        a session that was away has ended)."""
+        self.service.set_away(self, self.account_away())
 
     @property
     def ready_to_register(self) -> bool:

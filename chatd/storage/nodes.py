@@ -28,16 +28,17 @@ def register(conn: Connection, name: str) -> int:
     return int(node_id)
 
 
-def beat(
-    conn: Connection, node_id: int, name: str, online: Callable[[], Iterable[tuple[int, str]]]
-) -> bool:
+# An account online on a node: (user id, name, away message or "").
+Session = tuple[int, str, str]
+
+
+def beat(conn: Connection, node_id: int, name: str, online: Callable[[], list[Session]]) -> bool:
     """Record that the node is alive; returns False if it had been declared dead (it is
     then registered again under its id, with the accounts `online()` says are on it)."""
     if conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ?", (node_id,)).rowcount:
         return True
     conn.execute("INSERT INTO nodes (id, name) VALUES (?, ?)", (node_id, name))
-    for user_id, user_name in online():
-        add_session(conn, node_id=node_id, user_id=user_id, name=user_name)
+    set_sessions(conn, node_id=node_id, sessions=online())
     return False
 
 
@@ -49,16 +50,24 @@ def add_session(conn: Connection, *, node_id: int, user_id: int, name: str) -> N
     )
 
 
+def set_away(conn: Connection, *, node_id: int, user_id: int, away: str) -> None:
+    """An account's away message on this node ("": back)."""
+    conn.execute(
+        "UPDATE node_sessions SET away = ? WHERE node_id = ? AND user_id = ?",
+        (away, node_id, user_id),
+    )
+
+
 def remove_session(conn: Connection, *, node_id: int, user_id: int) -> None:
     conn.execute("DELETE FROM node_sessions WHERE node_id = ? AND user_id = ?", (node_id, user_id))
 
 
-def set_sessions(conn: Connection, *, node_id: int, sessions: list[tuple[int, str]]) -> None:
-    """Replace the node's sessions with `sessions` ((user id, name) of each account)."""
+def set_sessions(conn: Connection, *, node_id: int, sessions: list[Session]) -> None:
+    """Replace the node's sessions with `sessions`."""
     conn.execute("DELETE FROM node_sessions WHERE node_id = ?", (node_id,))
     conn.executemany(
-        "INSERT INTO node_sessions (node_id, user_id, name) VALUES (?, ?, ?)",
-        [(node_id, user_id, name) for user_id, name in sessions],
+        "INSERT INTO node_sessions (node_id, user_id, name, away) VALUES (?, ?, ?, ?)",
+        [(node_id, user_id, name, away) for user_id, name, away in sessions],
     )
 
 
@@ -129,6 +138,17 @@ def online_elsewhere(conn: Connection, node_id: int, username: str, alive_s: flo
         {"name": username, "me": node_id, "alive": alive_s},
     ).fetchone()
     return row is not None
+
+
+def away_elsewhere(conn: Connection, node_id: int, alive_s: float) -> dict[str, str]:
+    """Name -> away message of each account away on another live node."""
+    rows = conn.execute(
+        "SELECT s.name, max(s.away) FROM node_sessions AS s JOIN nodes AS n ON n.id = s.node_id"
+        " WHERE s.node_id <> :me AND s.away <> ''"
+        " AND n.heartbeat_at >= now() - make_interval(secs => :alive) GROUP BY s.name",
+        {"me": node_id, "alive": alive_s},
+    ).fetchall()
+    return {str(name): str(away) for name, away in rows}
 
 
 def rooms_with_ids(conn: Connection, room_ids: Iterable[int]) -> list[Room]:

@@ -1,0 +1,3 @@
+-- Version 8 on PostgreSQL keeps an IRC user's away message with their node's
+-- session row, for the other nodes (migrations/postgresql/0008_away.sql). SQLite
+-- serves one node: nothing changes here, and the versions stay in step.
