@@ -561,10 +561,10 @@ def presence(
             query, handing = [], []
             for _ in range(repeats):
                 started = time.perf_counter()
-                rows = node_store.online(conn, node_ids[0], 10.0)
+                rows, away = node_store.online(conn, node_ids[0], 10.0)
                 query.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                hub.set_remote(rows)
+                hub.set_remote(rows, (), away)
                 handing.append(time.perf_counter() - started)
             conn.close()
             results.append(

@@ -305,27 +305,36 @@ class FeedDelivery:
             # This node's own batches may have been delivered while the query ran.
             rows = [row for row in rows if row[0] > self.last_read]
             if rows:
+                self.last_read = rows[-1][0]
                 with self._lock:
                     chunk = [(id_, message, self._local.pop(id_, None)) for id_, message in rows]
-                    # Commits that failed while the query ran, below what it found: as
-                    # decided as the others (their transactions had ended).
-                    newly = [job for job in self._uncertain if job.message_id < rows[-1][0]]
-                    if newly:
-                        self._uncertain = [j for j in self._uncertain if j not in newly]
-                        uncertain.extend(newly)
-                self.last_read = rows[-1][0]
-                ids = [id_ for id_, _ in rows]
-                start = 0
-                for job in sorted(uncertain, key=lambda job: job.message_id):
-                    if job.message_id > self.last_read:
-                        break
-                    end = bisect.bisect(ids, job.message_id)
-                    self._deliver_on(chunk[start:end])
-                    start = end
-                    self._not_committed([job])  # unless it was read just now
-                self._deliver_on(chunk[start:])
+                    if self._uncertain:
+                        # Commits that failed while the query ran, below what it found:
+                        # as decided as the others (their transactions had ended).
+                        later: list[MessageJob] = []
+                        for job in self._uncertain:
+                            (uncertain if job.message_id < self.last_read else later).append(job)
+                        self._uncertain = later
+                self._deliver_around(chunk, uncertain)
             if not full:
                 return
+
+    def _deliver_around(
+        self, chunk: list[tuple[int, NewMessage, Any]], uncertain: list[MessageJob]
+    ) -> None:
+        """Deliver a chunk read, telling the senders of failed commits among its ids that
+        theirs were not saved at their places in it (unless the chunk holds them)."""
+        start = 0
+        if uncertain:
+            ids = [id_ for id_, _, _ in chunk]
+            for job in sorted(uncertain, key=lambda job: job.message_id):
+                if job.message_id > ids[-1]:
+                    break
+                end = bisect.bisect(ids, job.message_id)
+                self._deliver_on(chunk[start:end])
+                start = end
+                self._not_committed([job])  # unless it was read just now
+        self._deliver_on(chunk[start:])
 
     def _deliver_on(self, chunk: list[tuple[int, NewMessage, Any]]) -> None:
         """Deliver, whatever goes wrong in delivering: the feed must outlive any bug."""

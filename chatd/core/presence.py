@@ -219,13 +219,12 @@ class NodePresence:
 
     def _read_online(self) -> None:
         """Hand the hub who is online elsewhere, with the rooms they are in."""
-        online = nodes.online(self._conn, self.node_id, self.dead_after_s)
+        online, away = nodes.online(self._conn, self.node_id, self.dead_after_s)
         room_ids = {room_id for room_id, _ in online if room_id is not None}
         if not room_ids <= self._rooms.keys():
             rooms = nodes.rooms_with_ids(self._conn, room_ids - self._rooms.keys())
             self._rooms.update((room.id, room) for room in rooms)
         rooms_named = [self._rooms[i] for i in room_ids if i in self._rooms]
-        away = nodes.away_elsewhere(self._conn, self.node_id, self.dead_after_s)
         self._loop.call_soon_threadsafe(self._hub.set_remote, online, rooms_named, away)
 
     def _reconnect(self) -> None:

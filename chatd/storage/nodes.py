@@ -111,20 +111,26 @@ def reap(conn: Connection, dead_after_s: float) -> list[str]:
     return [name for _, name in left]
 
 
-def online(conn: Connection, node_id: int, alive_s: float) -> list[tuple[int | None, str]]:
-    """(room id, name) for each account online on another live node and each room it
-    belongs to besides #general (room id None: the account itself)."""
+def online(
+    conn: Connection, node_id: int, alive_s: float
+) -> tuple[list[tuple[int | None, str]], dict[str, str]]:
+    """Who is online on the other live nodes: (room id, name) for each account (room id
+    None) and each room it belongs to besides #general; and name -> away message of
+    those away (one query for both)."""
     rows = conn.execute(
-        "SELECT DISTINCT NULL::bigint, s.name FROM node_sessions AS s JOIN nodes AS n"
+        "SELECT NULL::bigint, s.name, max(s.away) FROM node_sessions AS s JOIN nodes AS n"
         " ON n.id = s.node_id"
         " WHERE s.node_id <> :me AND n.heartbeat_at >= now() - make_interval(secs => :alive)"
+        " GROUP BY s.name"
         " UNION ALL"
-        " SELECT DISTINCT m.room_id, s.name FROM node_sessions AS s JOIN nodes AS n"
+        " SELECT DISTINCT m.room_id, s.name, '' FROM node_sessions AS s JOIN nodes AS n"
         " ON n.id = s.node_id JOIN memberships AS m ON m.user_id = s.user_id"
         " WHERE s.node_id <> :me AND n.heartbeat_at >= now() - make_interval(secs => :alive)",
         {"me": node_id, "alive": alive_s},
     ).fetchall()
-    return [(room_id, str(name)) for room_id, name in rows]
+    online = [(room_id, str(name)) for room_id, name, _ in rows]
+    away = {str(name): str(text) for room_id, name, text in rows if room_id is None and text}
+    return online, away
 
 
 def online_elsewhere(conn: Connection, node_id: int, username: str, alive_s: float) -> bool:
@@ -138,17 +144,6 @@ def online_elsewhere(conn: Connection, node_id: int, username: str, alive_s: flo
         {"name": username, "me": node_id, "alive": alive_s},
     ).fetchone()
     return row is not None
-
-
-def away_elsewhere(conn: Connection, node_id: int, alive_s: float) -> dict[str, str]:
-    """Name -> away message of each account away on another live node."""
-    rows = conn.execute(
-        "SELECT s.name, max(s.away) FROM node_sessions AS s JOIN nodes AS n ON n.id = s.node_id"
-        " WHERE s.node_id <> :me AND s.away <> ''"
-        " AND n.heartbeat_at >= now() - make_interval(secs => :alive) GROUP BY s.name",
-        {"me": node_id, "alive": alive_s},
-    ).fetchall()
-    return {str(name): str(away) for name, away in rows}
 
 
 def rooms_with_ids(conn: Connection, room_ids: Iterable[int]) -> list[Room]:
